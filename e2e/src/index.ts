@@ -1,0 +1,5 @@
+export { type Binaries, binaries } from "./controlplane/binaries.ts";
+export { type CommandResult, ControlPlane, type ControlPlaneOptions } from "./controlplane/controlplane.ts";
+export { freePort } from "./controlplane/ports.ts";
+export { logger } from "./log.ts";
+export { pidAlive, type Supervised, startSupervised } from "./supervised.ts";

@@ -1,0 +1,34 @@
+// Every check and every test, in the order a failure is cheapest to find:
+// format and lint, type check, then all test files on Node's test runner
+// (unit tests and integration tests against real control planes).
+//   node scripts/test.ts [path filter...]   only test files whose path contains a filter
+import { spawnSync } from "node:child_process";
+import { globSync } from "node:fs";
+import { availableParallelism } from "node:os";
+
+const filters = process.argv.slice(2);
+
+function step(name: string, cmd: string, args: string[]): void {
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`\n${name} failed (exit ${r.status ?? r.signal})`);
+    process.exit(r.status ?? 1);
+  }
+  console.log(`${name}: ok in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+if (filters.length === 0) {
+  step("biome", "biome", ["ci", "--reporter=summary", "."]);
+  step("typecheck", "tsc", ["-p", "tsconfig.json"]);
+}
+
+const files = globSync("*/test/**/*.test.ts", { exclude: (p) => p.includes("node_modules") })
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(" ")}`);
+  process.exit(1);
+}
+const concurrency = process.env.KUBEXEN_TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
+step("tests", process.execPath, [`--test-concurrency=${concurrency}`, "--test-reporter=spec", "--test", ...files]);
