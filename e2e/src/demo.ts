@@ -22,7 +22,14 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
 if (existsSync(crdDir) && readdirSync(crdDir).some((f) => f.endsWith(".yaml"))) {
   process.stdout.write(await cp.kubectlOk(["apply", "--server-side", "-f", crdDir]));
-  await cp.kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=kubexen"]);
+  await cp.kubectlOk([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd",
+    "-l",
+    "app.kubernetes.io/part-of=kubexen",
+  ]);
 }
 const kubectl = join(cp.bin.dir, "kubectl");
 console.log(`

@@ -1,0 +1,10 @@
+export { allCrds, crdName, toCrd } from "./crd.ts";
+export { type KindDef, kinds } from "./kinds.ts";
+export * from "./meta.ts";
+export * from "./quantity.ts";
+export * from "./xenbalancer.ts";
+export * from "./xendomain.ts";
+export * from "./xenhost.ts";
+export * from "./xenmaintenance.ts";
+export * from "./xenmigration.ts";
+export * from "./xenmigrationpolicy.ts";

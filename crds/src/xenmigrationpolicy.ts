@@ -1,0 +1,54 @@
+// XenMigrationPolicy: the cluster's migration limits and defaults (one,
+// named default). Per-domain overrides live in XenDomain.spec.migration and
+// per-migration ones in XenMigration.spec; the most specific wins.
+import { z } from "zod";
+import { ObjectMetaSchema } from "./meta.ts";
+
+export const XenMigrationPolicySpecSchema = z
+  .object({
+    parallelMigrationsPerCluster: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(5)
+      .describe("Migrations transferring at once in the cluster."),
+    parallelOutboundMigrationsPerHost: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe("Migrations leaving one host at once."),
+    parallelInboundMigrationsPerHost: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe("Migrations arriving at one host at once."),
+    completionTimeoutPerGiB: z
+      .int()
+      .min(1)
+      .max(86400)
+      .default(150)
+      .describe("Seconds allowed per GiB of guest memory before a migration is aborted."),
+    progressTimeoutSeconds: z
+      .int()
+      .min(1)
+      .max(86400)
+      .default(150)
+      .describe("Seconds without progress before a migration is aborted."),
+    bandwidthMiBps: z.int().min(0).default(0).describe("Bandwidth limit per migration in MiB/s; 0 means unlimited."),
+    autoConverge: z
+      .boolean()
+      .default(false)
+      .describe("Throttle a guest whose pre-copy does not converge, through its credit2 cap."),
+  })
+  .describe("Limits and defaults.");
+
+export const XenMigrationPolicySchema = z.object({
+  apiVersion: z.literal("kubexen.io/v1alpha1"),
+  kind: z.literal("XenMigrationPolicy"),
+  metadata: ObjectMetaSchema,
+  spec: XenMigrationPolicySpecSchema.prefault({}),
+});
+export type XenMigrationPolicy = z.infer<typeof XenMigrationPolicySchema>;
+export type XenMigrationPolicySpec = z.infer<typeof XenMigrationPolicySpecSchema>;
