@@ -202,6 +202,22 @@ export class ControlPlane {
     else await this.apiserver?.stop();
   }
 
+  /**
+   * Compacts etcd's history up to its current revision, as the API server's
+   * periodic compaction would: watches from older resourceVersions then get
+   * 410 Gone. Returns the revision.
+   */
+  async compactEtcd(): Promise<number> {
+    const range = JSON.parse(
+      await httpPost(`${this.etcdUrl}/v3/kv/range`, { key: Buffer.from("/").toString("base64") }),
+    ) as {
+      header: { revision: string };
+    };
+    const revision = Number(range.header.revision);
+    await httpPost(`${this.etcdUrl}/v3/kv/compaction`, { revision, physical: true });
+    return revision;
+  }
+
   /** The pids of the processes this control plane runs. */
   pids(): number[] {
     return [this.etcd, this.apiserver].filter((c): c is Supervised => !!c && c.running).map((c) => c.pid);
@@ -306,6 +322,28 @@ export class ControlPlane {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+function httpPost(url: string, body: unknown): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: "POST", timeout: 5000, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          text += c;
+        });
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve(text) : reject(new Error(`POST ${url}: ${res.statusCode} ${text}`)),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`POST ${url} timed out`)));
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 function httpGet(url: string): Promise<string> {

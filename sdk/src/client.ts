@@ -1,0 +1,265 @@
+// A small REST client for the Kubernetes API on client-node's KubeConfig
+// (which owns credentials: certificates, tokens, exec plugins, in-cluster
+// config). It speaks JSON, supports server-side apply on objects and
+// subresources, and counts every request.
+import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { fetch } from "undici";
+import { ApiError } from "./errors.ts";
+import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
+import { apiVersionOf, type KubeObject, type Resource, resourcePath } from "./resource.ts";
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  signal?: AbortSignal;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface ApplyOptions {
+  fieldManager: string;
+  /** Take ownership of fields another manager owns (controllers should). Default true. */
+  force?: boolean;
+  subresource?: "status";
+}
+
+const methods: Record<string, HttpMethod> = {
+  GET: HttpMethod.GET,
+  POST: HttpMethod.POST,
+  PUT: HttpMethod.PUT,
+  PATCH: HttpMethod.PATCH,
+  DELETE: HttpMethod.DELETE,
+};
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly server: string;
+  private readonly metrics: SdkMetrics;
+  private readonly defaultTimeoutMs: number;
+  private readonly userAgent: string;
+  /** Requests sent, for benchmarks (API requests per object). */
+  requestCount = 0;
+
+  constructor(kubeConfig: KubeConfig, opts: { metrics?: SdkMetrics; timeoutMs?: number; userAgent?: string } = {}) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    this.kubeConfig = kubeConfig;
+    this.server = cluster.server.replace(/\/$/, "");
+    this.metrics = opts.metrics ?? defaultMetrics();
+    this.defaultTimeoutMs = opts.timeoutMs ?? 30_000;
+    this.userAgent = opts.userAgent ?? "kubexen-sdk";
+  }
+
+  private async send(method: string, path: string, opts: RequestOptions): Promise<Response> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), methods[method] ?? HttpMethod.GET);
+    await this.kubeConfig.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = {
+      ...ctx.getHeaders(),
+      accept: "application/json",
+      "user-agent": this.userAgent,
+    };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+      headers["content-type"] = opts.contentType ?? "application/json";
+    }
+    const timeout = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const signals = [opts.signal, timeout > 0 ? AbortSignal.timeout(timeout) : undefined].filter(
+      (s): s is AbortSignal => !!s,
+    );
+    this.requestCount++;
+    try {
+      const res = await fetch(url, {
+        method,
+        headers,
+        body,
+        dispatcher: ctx.getDispatcher(),
+        signal: signals.length ? AbortSignal.any(signals) : undefined,
+      });
+      this.metrics.apiRequests.inc({ verb: method, code: String(res.status) });
+      return res as unknown as Response;
+    } catch (err) {
+      this.metrics.apiRequests.inc({ verb: method, code: "error" });
+      throw new Error(`${method} ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** One request; JSON answer, or ApiError with the Status the server sent. */
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, opts);
+    const text = await res.text();
+    if (res.status >= 200 && res.status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    let status: { reason?: string; message?: string; details?: unknown } = {};
+    try {
+      status = JSON.parse(text);
+    } catch {
+      status = { message: text.slice(0, 500) };
+    }
+    throw new ApiError(method, path, res.status, status.reason ?? res.statusText, status.message ?? "", status.details);
+  }
+
+  /** A streaming GET (watch): the response, for the caller to read and cancel. */
+  async stream(path: string, query: RequestOptions["query"], signal: AbortSignal): Promise<Response> {
+    const res = await this.send("GET", path, { query, signal, timeoutMs: 0 });
+    if (res.status !== 200) {
+      const text = await res.text();
+      let status: { reason?: string; message?: string } = {};
+      try {
+        status = JSON.parse(text);
+      } catch {
+        status = { message: text.slice(0, 500) };
+      }
+      throw new ApiError("GET", path, res.status, status.reason ?? res.statusText, status.message ?? "");
+    }
+    return res;
+  }
+
+  get<T extends KubeObject>(r: Resource, name: string, namespace?: string): Promise<T> {
+    return this.request<T>("GET", resourcePath(r, namespace, name));
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async getOrUndefined<T extends KubeObject>(r: Resource, name: string, namespace?: string): Promise<T | undefined> {
+    try {
+      return await this.get<T>(r, name, namespace);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  list<T extends KubeObject>(r: Resource, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    return this.request<ObjectList<T>>("GET", resourcePath(r, opts.namespace), {
+      signal: opts.signal,
+      query: {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continue,
+        resourceVersion: opts.resourceVersion,
+      },
+    });
+  }
+
+  /** Every page of a list, with the resourceVersion of the (consistent) snapshot. */
+  async listAll<T extends KubeObject>(r: Resource, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const page = await this.list<T>(r, { ...opts, limit: opts.limit ?? 500, continue: cont });
+      items.push(...page.items);
+      cont = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion;
+    } while (cont);
+    return { items, metadata: { resourceVersion: rv } };
+  }
+
+  create<T extends KubeObject>(r: Resource, obj: T, namespace = obj.metadata.namespace): Promise<T> {
+    return this.request<T>("POST", resourcePath(r, namespace), { body: withTypeMeta(r, obj) });
+  }
+
+  /** PUT with the object's resourceVersion: fails with 409 Conflict if it changed meanwhile. */
+  replace<T extends KubeObject>(r: Resource, obj: T, subresource?: "status"): Promise<T> {
+    const { name, namespace } = obj.metadata;
+    if (!name) throw new Error(`replace ${r.kind}: object has no name`);
+    return this.request<T>("PUT", resourcePath(r, namespace, name, subresource), { body: withTypeMeta(r, obj) });
+  }
+
+  mergePatch<T extends KubeObject>(
+    r: Resource,
+    name: string,
+    namespace: string | undefined,
+    patch: unknown,
+    subresource?: "status",
+  ): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(r, namespace, name, subresource), {
+      body: patch,
+      contentType: "application/merge-patch+json",
+    });
+  }
+
+  jsonPatch<T extends KubeObject>(
+    r: Resource,
+    name: string,
+    namespace: string | undefined,
+    ops: unknown[],
+    subresource?: "status",
+  ): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(r, namespace, name, subresource), {
+      body: ops,
+      contentType: "application/json-patch+json",
+    });
+  }
+
+  /**
+   * Server-side apply: the fields in `obj` become this field manager's; fields
+   * it applied before and leaves out now are removed. With subresource
+   * "status", only status is applied.
+   */
+  apply<T extends KubeObject>(r: Resource, obj: KubeObject, opts: ApplyOptions): Promise<T> {
+    const { name, namespace } = obj.metadata;
+    if (!name) throw new Error(`apply ${r.kind}: object has no name`);
+    return this.request<T>("PATCH", resourcePath(r, namespace, name, opts.subresource), {
+      body: withTypeMeta(r, obj),
+      contentType: "application/apply-patch+yaml",
+      query: { fieldManager: opts.fieldManager, force: opts.force ?? true },
+    });
+  }
+
+  applyStatus<T extends KubeObject>(r: Resource, obj: KubeObject, fieldManager: string): Promise<T> {
+    return this.apply<T>(r, obj, { fieldManager, subresource: "status" });
+  }
+
+  async delete(
+    r: Resource,
+    name: string,
+    namespace?: string,
+    opts: { uid?: string; resourceVersion?: string; propagationPolicy?: string; gracePeriodSeconds?: number } = {},
+  ): Promise<void> {
+    const preconditions =
+      opts.uid || opts.resourceVersion ? { uid: opts.uid, resourceVersion: opts.resourceVersion } : undefined;
+    await this.request("DELETE", resourcePath(r, namespace, name), {
+      body: {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        preconditions,
+        propagationPolicy: opts.propagationPolicy,
+        gracePeriodSeconds: opts.gracePeriodSeconds,
+      },
+    });
+  }
+}
+
+function withTypeMeta<T extends KubeObject>(r: Resource, obj: T): T {
+  return { ...obj, apiVersion: obj.apiVersion ?? apiVersionOf(r), kind: obj.kind ?? r.kind };
+}
+
+/** Retries `fn` while it fails with 409 Conflict (read-modify-write loops), up to `attempts` times. */
+export async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 409) || i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 10 * 2 ** i * (0.5 + Math.random())));
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// Kubernetes events (events.k8s.io/v1), aggregated and rate-limited as
+// client-go's recorder does: a repeat of the same event on the same object
+// within the window bumps its series count instead of creating an object, and
+// each object may emit at most `burst` events, refilled slowly, so a crash
+// loop cannot flood the API server.
+import { hostname } from "node:os";
+import type { KubeClient } from "./client.ts";
+import { errorMessage } from "./errors.ts";
+import { defaultLogger, type Logger } from "./log.ts";
+import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
+import { TokenBucket } from "./ratelimit.ts";
+import { coreResources, type KubeObject } from "./resource.ts";
+
+export interface EventRecorderOptions {
+  /** reportingController, for example kubexen.io/operator. */
+  controller: string;
+  instance?: string;
+  burst?: number;
+  refillPerSecond?: number;
+  aggregateWindowMs?: number;
+  logger?: Logger;
+  metrics?: SdkMetrics;
+}
+
+interface Seen {
+  name: string;
+  namespace: string;
+  count: number;
+  first: number;
+}
+
+const microTime = (d: Date) => d.toISOString().replace("Z", "000Z");
+
+export class EventRecorder {
+  private readonly client: KubeClient;
+  private readonly opts: Required<Omit<EventRecorderOptions, "logger" | "metrics">>;
+  private readonly seen = new Map<string, Seen>();
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly log: Logger;
+  private readonly metrics: SdkMetrics;
+
+  constructor(client: KubeClient, opts: EventRecorderOptions) {
+    this.client = client;
+    this.opts = {
+      instance: hostname(),
+      burst: 25,
+      refillPerSecond: 1 / 300,
+      aggregateWindowMs: 10 * 60_000,
+      ...opts,
+    };
+    this.log = opts.logger ?? defaultLogger();
+    this.metrics = opts.metrics ?? defaultMetrics();
+  }
+
+  /** Records an event about `regarding`; never throws (events are best effort). */
+  async record(
+    regarding: KubeObject,
+    type: "Normal" | "Warning",
+    reason: string,
+    action: string,
+    note: string,
+  ): Promise<void> {
+    const uid = regarding.metadata.uid ?? `${regarding.metadata.namespace}/${regarding.metadata.name}`;
+    const key = `${uid}\u0000${type}\u0000${reason}\u0000${action}\u0000${note}`;
+    const now = Date.now();
+    try {
+      const prev = this.seen.get(key);
+      if (prev && now - prev.first < this.opts.aggregateWindowMs) {
+        prev.count++;
+        await this.client.mergePatch(coreResources.events, prev.name, prev.namespace, {
+          series: { count: prev.count, lastObservedTime: microTime(new Date(now)) },
+        });
+        return;
+      }
+      let bucket = this.buckets.get(uid);
+      if (!bucket) {
+        bucket = new TokenBucket(this.opts.refillPerSecond, this.opts.burst);
+        this.buckets.set(uid, bucket);
+      }
+      if (!bucket.tryTake()) {
+        this.metrics.eventsDropped.inc({ reason: "rate-limited" });
+        return;
+      }
+      const namespace = regarding.metadata.namespace || "default";
+      const name = `${regarding.metadata.name}.${now.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
+      await this.client.create(
+        coreResources.events,
+        {
+          metadata: { name, namespace },
+          eventTime: microTime(new Date(now)),
+          reportingController: this.opts.controller,
+          reportingInstance: this.opts.instance,
+          action,
+          reason,
+          note: note.slice(0, 1024),
+          type,
+          regarding: {
+            apiVersion: regarding.apiVersion,
+            kind: regarding.kind,
+            name: regarding.metadata.name,
+            namespace: regarding.metadata.namespace,
+            uid: regarding.metadata.uid,
+            resourceVersion: regarding.metadata.resourceVersion,
+          },
+        },
+        namespace,
+      );
+      this.seen.set(key, { name, namespace, count: 1, first: now });
+      if (this.seen.size > 4096) this.prune(now);
+    } catch (err) {
+      this.metrics.eventsDropped.inc({ reason: "error" });
+      this.log.warn({ err: errorMessage(err), reason, object: regarding.metadata.name }, "could not record event");
+    }
+  }
+
+  private prune(now: number): void {
+    for (const [k, v] of this.seen) if (now - v.first >= this.opts.aggregateWindowMs) this.seen.delete(k);
+  }
+}

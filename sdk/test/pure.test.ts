@@ -1,0 +1,70 @@
+// Pure helpers: conditions and their kstatus reading, field diffs, backoff.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  Backoff,
+  diff,
+  kstatus,
+  markReady,
+  markReconciling,
+  markStalled,
+  setCondition,
+  touches,
+} from "../src/index.ts";
+
+const t0 = new Date("2026-01-01T00:00:00Z");
+const t1 = new Date("2026-01-01T00:05:00Z");
+
+describe("conditions", () => {
+  it("changes lastTransitionTime only when the status changes", () => {
+    let c = setCondition([], { type: "Ready", status: "False", reason: "Starting", message: "a" }, t0);
+    c = setCondition(c, { type: "Ready", status: "False", reason: "StillStarting", message: "b" }, t1);
+    assert.equal(c[0]?.lastTransitionTime, "2026-01-01T00:00:00Z");
+    assert.equal(c[0]?.reason, "StillStarting");
+    c = setCondition(c, { type: "Ready", status: "True", reason: "Running", message: "c" }, t1);
+    assert.equal(c[0]?.lastTransitionTime, "2026-01-01T00:05:00Z");
+    assert.equal(c.length, 1);
+  });
+
+  it("reads as kstatus does", () => {
+    assert.equal(kstatus(2, 2, markReady([], 2, "Running", "ok")), "Current");
+    assert.equal(kstatus(3, 2, markReady([], 2, "Running", "ok")), "InProgress", "stale observedGeneration");
+    assert.equal(kstatus(2, 2, markReconciling([], 2, "Starting", "x")), "InProgress");
+    assert.equal(kstatus(2, 2, markStalled(markReconciling([], 2, "Starting", "x"), 2, "NoHost", "y")), "Failed");
+    const recovered = markReady(markStalled([], 2, "NoHost", "y"), 2, "Running", "ok");
+    assert.deepEqual(
+      recovered.map((c) => c.type),
+      ["Ready"],
+    );
+    assert.equal(kstatus(1, 1, []), "Unknown");
+  });
+});
+
+describe("diff", () => {
+  it("reports added, changed and removed paths", () => {
+    const d = diff({ spec: { a: 1, b: { c: 2 }, l: [1] } }, { spec: { a: 2, b: {}, l: [1], n: "x" } });
+    assert.deepEqual(d, [
+      { op: "change", path: ["spec", "a"], old: 1, new: 2 },
+      { op: "remove", path: ["spec", "b", "c"], old: 2 },
+      { op: "add", path: ["spec", "n"], new: "x" },
+    ]);
+    assert.ok(touches(d, "spec.a"));
+    assert.ok(touches(d, "spec"));
+    assert.ok(touches(d, "spec.b.c.d"));
+    assert.ok(!touches(d, "spec.l"));
+  });
+});
+
+describe("backoff", () => {
+  it("grows by the factor with jitter, up to the cap, and resets", () => {
+    const b = new Backoff({ initialMs: 100, maxMs: 1000, jitter: 0.5, random: () => 1 });
+    assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next()], [150, 300, 600, 1000, 1000]);
+    b.reset();
+    assert.equal(b.next(), 150);
+    const r = new Backoff({ initialMs: 100, maxMs: 1000, random: Math.random });
+    for (let i = 0; i < 50; i++) {
+      const d = r.next();
+      assert.ok(d >= Math.min(1000, 100 * 2 ** i) && d <= 1000, `delay ${d}`);
+    }
+  });
+});
