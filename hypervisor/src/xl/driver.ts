@@ -1,0 +1,316 @@
+// The xl driver: the Hypervisor interface on a real Xen host's toolstack.
+// Domains are addressed by UUID (names carry migration suffixes and domids
+// change); every call has a timeout; `xl shutdown` is polled rather than
+// waited with -w, which never times out; memory is always given with a unit.
+import { spawn } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import type { Duplex } from "node:stream";
+import { HypervisorError, MigrationError } from "../errors.ts";
+import type {
+  DomainConfig,
+  DomainInfo,
+  HostInfo,
+  Hypervisor,
+  HypervisorEvent,
+  MigrateReceiveOptions,
+  MigrateSendOptions,
+  MigrationStats,
+} from "../types.ts";
+import { emitXlConfig, toXlConfig } from "./config.ts";
+import { type XlRunner, xlRunner } from "./exec.ts";
+import { capabilities, parseDom0, parseMigrateLine, parseXlListVerbose, xlInfo } from "./parse.ts";
+
+export interface XlDriverOptions {
+  /** Where generated xl.cfg files and migration sockets live. */
+  workDir?: string;
+  xl?: XlRunner;
+  xlBin?: string;
+  /** Console logs written by xenconsoled (XENCONSOLED_TRACE=guest). */
+  consoleLogDir?: string;
+  pollMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class XlHypervisor implements Hypervisor {
+  readonly kind = "xl" as const;
+  private readonly xl: XlRunner;
+  private readonly o: Required<Omit<XlDriverOptions, "xl">>;
+  private listeners = new Set<(e: HypervisorEvent) => void>();
+  private poller: NodeJS.Timeout | undefined;
+  private last = new Map<string, DomainInfo>();
+
+  constructor(o: XlDriverOptions = {}) {
+    this.o = { workDir: "/var/lib/kubexen/xl", xlBin: "xl", consoleLogDir: "/var/log/xen/console", pollMs: 2000, ...o };
+    this.xl = o.xl ?? xlRunner(this.o.xlBin);
+  }
+
+  async hostInfo(): Promise<HostInfo> {
+    const [info, dom0, assignable] = await Promise.all([
+      this.xl(["info"], { timeoutMs: 15_000 }),
+      this.xl(["list", "0"], { timeoutMs: 15_000 }),
+      this.xl(["pci-assignable-list"], { timeoutMs: 15_000 }).catch(() => ({ stdout: "", stderr: "" })),
+    ]);
+    const i = xlInfo(info.stdout);
+    const caps = capabilities(i.virtCaps);
+    const d0 = parseDom0(dom0.stdout) ?? { memoryMiB: 0, vcpus: 0 };
+    return {
+      hostname: i.hostname,
+      xenVersion: i.xenVersion,
+      cpus: i.cpus,
+      numaNodes: i.numaNodes,
+      cpuMhz: i.cpuMhz,
+      totalMemoryMiB: i.totalMemoryMiB,
+      freeMemoryMiB: i.freeMemoryMiB,
+      dom0MemoryMiB: d0.memoryMiB,
+      dom0Vcpus: d0.vcpus,
+      scheduler: i.scheduler,
+      ...caps,
+      pciAssignable: assignable.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => /^[0-9a-f]{4}:/.test(l)),
+    };
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    const { stdout } = await this.xl(["list", "-v"], { timeoutMs: 15_000 });
+    return parseXlListVerbose(stdout);
+  }
+
+  async getDomain(uuid: string): Promise<DomainInfo | undefined> {
+    return (await this.listDomains()).find((d) => d.uuid === uuid);
+  }
+
+  private async domid(uuid: string): Promise<string> {
+    const d = await this.getDomain(uuid);
+    if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
+    return String(d.domid);
+  }
+
+  async create(config: DomainConfig, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+    await mkdir(this.o.workDir, { recursive: true });
+    const path = join(this.o.workDir, `${config.uuid}.cfg`);
+    await writeFile(path, emitXlConfig(toXlConfig(config)));
+    try {
+      await this.xl(["create", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 120_000 });
+    } catch (err) {
+      // A failed create can leave a half-built domain: remove it.
+      const left = await this.getDomain(config.uuid).catch(() => undefined);
+      if (left) await this.xl(["destroy", String(left.domid)], { timeoutMs: 30_000 }).catch(() => {});
+      throw err;
+    }
+    const d = await this.getDomain(config.uuid);
+    if (!d)
+      throw new HypervisorError("Failed", `xl create ${config.name} returned but no domain has UUID ${config.uuid}`);
+    return d;
+  }
+
+  async shutdown(uuid: string, timeoutMs: number): Promise<"shutdown" | "destroyed"> {
+    const id = await this.domid(uuid);
+    await this.xl(["shutdown", id], { timeoutMs: 15_000 }).catch(() => {});
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!(await this.getDomain(uuid))) return "shutdown";
+      await sleep(Math.min(1000, this.o.pollMs));
+    }
+    await this.destroy(uuid);
+    return "destroyed";
+  }
+
+  async destroy(uuid: string): Promise<void> {
+    await this.xl(["destroy", await this.domid(uuid)], { timeoutMs: 60_000 });
+  }
+
+  async pause(uuid: string): Promise<void> {
+    await this.xl(["pause", await this.domid(uuid)], { timeoutMs: 15_000 });
+  }
+
+  async unpause(uuid: string): Promise<void> {
+    await this.xl(["unpause", await this.domid(uuid)], { timeoutMs: 15_000 });
+  }
+
+  async reboot(uuid: string): Promise<void> {
+    await this.xl(["reboot", await this.domid(uuid)], { timeoutMs: 15_000 });
+  }
+
+  async save(uuid: string, path: string): Promise<void> {
+    await this.xl(["save", await this.domid(uuid), path], { timeoutMs: 600_000 });
+  }
+
+  async restore(path: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+    const before = new Set((await this.listDomains()).map((d) => d.uuid));
+    await this.xl(["restore", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 600_000 });
+    const d = (await this.listDomains()).find((x) => !before.has(x.uuid));
+    if (!d) throw new HypervisorError("Failed", `xl restore ${path} returned but no new domain appeared`);
+    return d;
+  }
+
+  async setMemory(uuid: string, mib: number): Promise<void> {
+    // Without a unit xl reads MiB in code but documents KiB: always say "m".
+    await this.xl(["mem-set", await this.domid(uuid), `${Math.round(mib)}m`], { timeoutMs: 30_000 });
+  }
+
+  async setVcpus(uuid: string, vcpus: number): Promise<void> {
+    await this.xl(["vcpu-set", await this.domid(uuid), String(vcpus)], { timeoutMs: 30_000 });
+  }
+
+  async setCredit2(uuid: string, p: { weight: number; cap: number }): Promise<void> {
+    await this.xl(["sched-credit2", "-d", await this.domid(uuid), "-w", String(p.weight), "-c", String(p.cap)], {
+      timeoutMs: 15_000,
+    });
+  }
+
+  async consoleLog(uuid: string, maxBytes = 64 * 1024): Promise<string> {
+    const d = await this.getDomain(uuid);
+    if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
+    const text = await readFile(join(this.o.consoleLogDir, `guest-${d.name}.log`), "utf8").catch(() => "");
+    return text.length > maxBytes ? text.slice(-maxBytes) : text;
+  }
+
+  watch(onEvent: (e: HypervisorEvent) => void): () => void {
+    this.listeners.add(onEvent);
+    if (!this.poller) {
+      this.poller = setInterval(() => void this.poll(), this.o.pollMs);
+      this.poller.unref();
+    }
+    return () => {
+      this.listeners.delete(onEvent);
+      if (!this.listeners.size) {
+        clearInterval(this.poller);
+        this.poller = undefined;
+      }
+    };
+  }
+
+  private async poll(): Promise<void> {
+    let now: DomainInfo[];
+    try {
+      now = await this.listDomains();
+    } catch {
+      return;
+    }
+    const seen = new Set<string>();
+    for (const d of now) {
+      seen.add(d.uuid);
+      const prev = this.last.get(d.uuid);
+      if (!prev || prev.state !== d.state || prev.domid !== d.domid) {
+        const reason = d.state === "crashed" ? "crash" : prev && prev.domid !== d.domid ? "reboot" : undefined;
+        for (const l of this.listeners) l({ type: "state", uuid: d.uuid, name: d.name, state: d.state, reason });
+      }
+      this.last.set(d.uuid, d);
+    }
+    for (const [uuid, d] of this.last) {
+      if (!seen.has(uuid)) {
+        this.last.delete(uuid);
+        for (const l of this.listeners) l({ type: "gone", uuid, name: d.name });
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.poller);
+    this.listeners.clear();
+  }
+
+  /**
+   * `xl migrate -s "" <domid> "<cmd>"` runs <cmd> as the transport: ours is
+   * socat connecting to a unix socket that this process bridges to the
+   * authenticated stream it was given.
+   */
+  async migrateSend(uuid: string, transport: Duplex, opts: MigrateSendOptions = {}): Promise<MigrationStats> {
+    const d = await this.getDomain(uuid);
+    if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
+    await mkdir(this.o.workDir, { recursive: true });
+    const sock = join(this.o.workDir, `migrate-${uuid}.sock`);
+    await rm(sock, { force: true });
+    const server = createServer((conn) => {
+      conn.pipe(transport);
+      transport.pipe(conn);
+      conn.on("error", () => transport.destroy());
+      transport.on("error", () => conn.destroy());
+    });
+    await new Promise<void>((r) => server.listen(sock, () => r()));
+    const t0 = Date.now();
+    let suspendedAt: number | undefined;
+    let permissionAt: number | undefined;
+    let outcome: { ok: boolean; resumed?: boolean; message?: string } | undefined;
+    let lastLines: string[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(this.o.xlBin, ["migrate", "-s", "", String(d.domid), `socat - UNIX-CONNECT:${sock}`], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        const onAbort = () => child.kill("SIGTERM");
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        const onLine = (line: string) => {
+          lastLines = [...lastLines.slice(-9), line];
+          const p = parseMigrateLine(line);
+          if (!p) return;
+          if (p.kind === "progress") opts.onProgress?.(p.progress);
+          else if (p.kind === "suspended") suspendedAt ??= Date.now();
+          else if (p.kind === "permission") permissionAt = Date.now();
+          else if (p.kind === "success") outcome = { ok: true };
+          else outcome = { ok: false, resumed: p.resumed, message: p.message };
+        };
+        let buf = "";
+        const feed = (c: Buffer) => {
+          buf += c.toString();
+          let i = buf.indexOf("\n");
+          while (i >= 0) {
+            onLine(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+            i = buf.indexOf("\n");
+          }
+        };
+        child.stdout.on("data", feed);
+        child.stderr.on("data", feed);
+        child.on("error", reject);
+        child.on("close", (code) => {
+          opts.signal?.removeEventListener("abort", onAbort);
+          if (buf) onLine(buf);
+          if (code === 0 && outcome?.ok !== false) resolve();
+          else reject(new Error(`xl migrate exited ${code}: ${lastLines.join(" | ")}`));
+        });
+      });
+    } catch (err) {
+      const stillHere = await this.getDomain(uuid).catch(() => undefined);
+      const ambiguous =
+        outcome?.resumed === false || (permissionAt !== undefined && stillHere?.migration === "migratedaway");
+      throw new MigrationError(permissionAt ? "handover" : "transfer", (err as Error).message, ambiguous, err);
+    } finally {
+      server.close();
+      await rm(sock, { force: true });
+    }
+    const end = Date.now();
+    return { bytes: 0, rounds: 0, downtimeMs: suspendedAt ? end - suspendedAt : 0, totalMs: end - t0 };
+  }
+
+  async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {
+    const before = new Set((await this.listDomains()).map((d) => d.uuid));
+    let lastLines: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(this.o.xlBin, ["migrate-receive"], { stdio: ["pipe", "pipe", "pipe"] });
+      transport.pipe(child.stdin);
+      child.stdout.pipe(transport, { end: false });
+      const onAbort = () => child.kill("SIGTERM");
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      child.stderr.on("data", (c: Buffer) => {
+        lastLines = [...lastLines, ...c.toString().split("\n").filter(Boolean)].slice(-10);
+      });
+      child.stdin.on("error", () => {});
+      child.on("error", reject);
+      child.on("close", (code) => {
+        opts.signal?.removeEventListener("abort", onAbort);
+        transport.end();
+        if (code === 0) resolve();
+        else reject(new MigrationError("transfer", `xl migrate-receive exited ${code}: ${lastLines.join(" | ")}`));
+      });
+    });
+    const d = (await this.listDomains()).find((x) => !before.has(x.uuid) && !x.migration);
+    if (!d) throw new HypervisorError("Failed", "xl migrate-receive succeeded but no new domain runs here");
+    return d;
+  }
+}

@@ -1,0 +1,89 @@
+// Runs xl with a timeout, keeps its stderr, and maps failures to typed
+// errors. xl exits with the negated libxl error code (so 253 is ERROR_FAIL,
+// -3), and some failures only show in its messages.
+import { spawn } from "node:child_process";
+import { HypervisorError, type HypervisorErrorCode } from "../errors.ts";
+
+export interface XlResult {
+  stdout: string;
+  stderr: string;
+}
+
+export type XlRunner = (args: string[], opts?: { timeoutMs?: number; input?: string }) => Promise<XlResult>;
+
+/** libxl error numbers (libxl_types.idl), negated as xl's exit code. */
+const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
+  3: ["ERROR_FAIL", "Failed"],
+  5: ["ERROR_NOMEM", "InsufficientMemory"],
+  6: ["ERROR_INVAL", "InvalidConfig"],
+  8: ["ERROR_GUEST_TIMEDOUT", "Timeout"],
+  9: ["ERROR_TIMEDOUT", "Timeout"],
+  11: ["ERROR_NOT_READY", "Unavailable"],
+  15: ["ERROR_LOCK_FAIL", "Unavailable"],
+  17: ["ERROR_DEVICE_EXISTS", "AlreadyExists"],
+  21: ["ERROR_DOMAIN_NOTFOUND", "NotFound"],
+  23: ["ERROR_NOTFOUND", "NotFound"],
+  24: ["ERROR_DOMAIN_DESTROYED", "NotFound"],
+};
+
+const PATTERNS: Array<[RegExp, HypervisorErrorCode]> = [
+  [/can't find hypervisor information|xenstore|xs_open|cannot connect to xenstored|\/proc\/xen/i, "Unavailable"],
+  [/not a valid domain|invalid domain identifier|domain .* does not exist|no such domain/i, "NotFound"],
+  [/already exists|domain with name .* exists/i, "AlreadyExists"],
+  [/not enough memory|failed to free memory|insufficient memory|cannot allocate memory|ENOMEM/i, "InsufficientMemory"],
+  [/no such file or directory|failed to stat|unable to find|cannot open .*kernel|could not find/i, "MissingFile"],
+  [/failed to enable logdirty|log-dirty|logdirty/i, "NotMigratable"],
+  [/parse error|config parsing error|invalid|unknown .* option/i, "InvalidConfig"],
+];
+
+export function classify(exitCode: number | null, stderr: string): HypervisorErrorCode {
+  for (const [re, code] of PATTERNS) if (re.test(stderr)) return code;
+  const libxl = exitCode !== null && exitCode > 128 ? LIBXL_ERRORS[256 - exitCode] : undefined;
+  return libxl?.[1] ?? "Failed";
+}
+
+/** The real runner: spawns `xl` (or `bin`), killing it after timeoutMs. */
+export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
+  return (args, opts = {}) =>
+    new Promise((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs;
+      const cmd = `${bin} ${args.join(" ")}`;
+      const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      let timedOut = false;
+      child.stdout.setEncoding("utf8").on("data", (c: string) => {
+        stdout += c;
+      });
+      child.stderr.setEncoding("utf8").on("data", (c: string) => {
+        stderr += c;
+      });
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, timeoutMs);
+      child.on("error", (err) => {
+        clearTimeout(timer);
+        reject(new HypervisorError("Unavailable", `${cmd}: ${err.message}`, { command: cmd, cause: err }));
+      });
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        if (timedOut)
+          return reject(
+            new HypervisorError("Timeout", `${cmd}: no answer within ${timeoutMs} ms`, { command: cmd, stderr }),
+          );
+        if (code === 0) return resolve({ stdout, stderr });
+        const kind = classify(code, stderr);
+        const libxl = code !== null && code > 128 ? LIBXL_ERRORS[256 - code]?.[0] : undefined;
+        const detail = stderr.trim().split("\n").slice(-3).join(" | ") || `exit ${code}`;
+        reject(
+          new HypervisorError(kind, `${cmd} failed${libxl ? ` (${libxl})` : ""}: ${detail}`, {
+            command: cmd,
+            stderr,
+            exitCode: code ?? undefined,
+          }),
+        );
+      });
+      child.stdin.end(opts.input ?? "");
+    });
+}

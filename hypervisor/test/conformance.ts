@@ -1,0 +1,218 @@
+// One conformance suite for every Hypervisor driver, written against the
+// interface only. The sim driver runs it in every test run; the real-Xen lab
+// runs it against the xl driver on real hosts.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import type { XenDomainSpec } from "@kubexen/crds";
+import {
+  type DomainConfig,
+  type DomainInfo,
+  type Hypervisor,
+  HypervisorError,
+  type HypervisorEvent,
+} from "../src/index.ts";
+
+export interface ConformanceHarness {
+  /** Two hosts of the same driver (source and target for migration). */
+  hosts(): Promise<[Hypervisor, Hypervisor]>;
+  /** A bootable guest spec on these hosts (paths that exist there). */
+  spec(overrides?: Partial<XenDomainSpec>): XenDomainSpec;
+  /** A connected pair of byte streams between the hosts' migration endpoints. */
+  link(): Promise<[Duplex, Duplex]>;
+  /** A guest type the hosts cannot live-migrate, if any (pv without shadow paging). */
+  unmigratableType?: "pv";
+  cleanup?(): Promise<void>;
+  /** Real hosts are slow: time allowed for one operation. */
+  opTimeoutMs?: number;
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof HypervisorError && e.code === code;
+
+export function conformanceSuite(name: string, h: ConformanceHarness): void {
+  describe(`hypervisor conformance: ${name}`, { timeout: 30 * 60_000 }, () => {
+    let a: Hypervisor;
+    let b: Hypervisor;
+    const made: Array<[Hypervisor, string]> = [];
+    const cfg = (overrides: Partial<XenDomainSpec> = {}, nameHint = "conf"): DomainConfig => {
+      const uuid = randomUUID();
+      const spec = h.spec(overrides);
+      return {
+        name: `${nameHint}-${uuid.slice(0, 8)}`,
+        uuid,
+        spec,
+        macs: (spec.networks ?? []).map((_, i) => `00:16:3e:00:00:${(10 + i).toString(16)}`),
+      };
+    };
+    const create = async (hv: Hypervisor, c: DomainConfig, opts?: { paused?: boolean }) => {
+      made.push([hv, c.uuid]);
+      return hv.create(c, opts);
+    };
+    const waitFor = async (what: string, fn: () => Promise<boolean>, ms = h.opTimeoutMs ?? 20_000) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if (await fn()) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+
+    before(async () => {
+      [a, b] = await h.hosts();
+    });
+    after(async () => {
+      for (const [hv, uuid] of made)
+        if (await hv.getDomain(uuid).catch(() => undefined)) await hv.destroy(uuid).catch(() => {});
+      await h.cleanup?.();
+    });
+
+    it("reports host facts", async () => {
+      const info = await a.hostInfo();
+      assert.ok(info.cpus > 0);
+      assert.ok(info.totalMemoryMiB > info.freeMemoryMiB && info.freeMemoryMiB > 0);
+      assert.ok(info.dom0MemoryMiB > 0);
+      assert.ok(info.guestTypes.length > 0);
+      for (const t of info.liveMigratable) assert.ok(info.guestTypes.includes(t));
+      assert.match(info.xenVersion, /^\d+\.\d+/);
+    });
+
+    it("creates a domain that is listed by UUID, running, with its memory and vCPUs", async () => {
+      const c = cfg({ memory: "64Mi", vcpus: 1 });
+      const free0 = (await a.hostInfo()).freeMemoryMiB;
+      const d = await create(a, c);
+      assert.equal(d.uuid, c.uuid);
+      assert.equal(d.name, c.name);
+      assert.ok(d.domid > 0);
+      const listed = (await a.listDomains()).find((x) => x.uuid === c.uuid);
+      assert.ok(listed, "listed");
+      assert.ok(["running", "blocked"].includes(listed.state), listed.state);
+      assert.ok(Math.abs(listed.memoryMiB - 64) <= 2, `memory ${listed.memoryMiB}`);
+      assert.equal(listed.vcpus, 1);
+      assert.ok((await a.hostInfo()).freeMemoryMiB <= free0 - 60, "free memory went down");
+      await a.destroy(c.uuid);
+      assert.equal(await a.getDomain(c.uuid), undefined);
+    });
+
+    it("refuses a second domain with the same UUID or name, leaving one", async () => {
+      const c = cfg({ memory: "32Mi" });
+      await create(a, c);
+      await assert.rejects(a.create({ ...c, name: `${c.name}-x` }), isCode("AlreadyExists"));
+      await assert.rejects(a.create({ ...c, uuid: randomUUID() }), isCode("AlreadyExists"));
+      assert.equal((await a.listDomains()).filter((x) => x.name === c.name || x.uuid === c.uuid).length, 1);
+      await a.destroy(c.uuid);
+    });
+
+    it("refuses a domain larger than free memory, creating nothing", async () => {
+      const free = (await a.hostInfo()).freeMemoryMiB;
+      const c = cfg({ memory: `${free + 1024}Mi` });
+      await assert.rejects(a.create(c), isCode("InsufficientMemory"));
+      assert.equal(await a.getDomain(c.uuid), undefined);
+    });
+
+    it("refuses a domain whose kernel does not exist, creating nothing", async () => {
+      const c = cfg({ boot: { kernel: "/nonexistent/kubexen/vmlinuz" } });
+      await assert.rejects(a.create(c), isCode("MissingFile"));
+      assert.equal(await a.getDomain(c.uuid), undefined);
+    });
+
+    it("creates paused, unpauses, pauses", async () => {
+      const c = cfg({ memory: "32Mi" });
+      const d = await create(a, c, { paused: true });
+      assert.equal(d.state, "paused");
+      await a.unpause(c.uuid);
+      assert.ok(["running", "blocked"].includes((await a.getDomain(c.uuid))?.state ?? ""));
+      await a.pause(c.uuid);
+      assert.equal((await a.getDomain(c.uuid))?.state, "paused");
+      await a.destroy(c.uuid);
+    });
+
+    it("balloons memory within maxMemory and refuses beyond it", async () => {
+      const c = cfg({ memory: "64Mi", maxMemory: "128Mi" });
+      await create(a, c);
+      await a.setMemory(c.uuid, 96);
+      await waitFor("balloon target", async () => Math.abs(((await a.getDomain(c.uuid))?.memoryMiB ?? 0) - 96) <= 4);
+      await assert.rejects(a.setMemory(c.uuid, 4096), (e: unknown) => e instanceof HypervisorError);
+      await a.destroy(c.uuid);
+    });
+
+    it("changes online vCPUs up to maxVcpus and credit2 parameters", async () => {
+      const c = cfg({ memory: "32Mi", vcpus: 1, maxVcpus: 2 });
+      await create(a, c);
+      await a.setVcpus(c.uuid, 2);
+      await waitFor("vcpus", async () => (await a.getDomain(c.uuid))?.vcpus === 2);
+      await assert.rejects(a.setVcpus(c.uuid, 3), (e: unknown) => e instanceof HypervisorError);
+      await a.setCredit2(c.uuid, { weight: 512, cap: 50 });
+      await a.destroy(c.uuid);
+    });
+
+    it("destroys a domain that ignores shutdown once the timeout passes", async () => {
+      const c = cfg({ memory: "32Mi" });
+      await create(a, c, { paused: true });
+      const how = await a.shutdown(c.uuid, 2000);
+      assert.equal(how, "destroyed");
+      assert.equal(await a.getDomain(c.uuid), undefined);
+    });
+
+    it("saves a domain to a file and restores it with the same UUID and a new domid", async () => {
+      const c = cfg({ memory: "32Mi" });
+      const d = await create(a, c);
+      const path = `/tmp/kubexen-conf-${c.uuid}.save`;
+      await a.save(c.uuid, path);
+      assert.equal(await a.getDomain(c.uuid), undefined);
+      const r = await a.restore(path);
+      assert.equal(r.uuid, c.uuid);
+      assert.notEqual(r.domid, d.domid);
+      await a.destroy(c.uuid);
+    });
+
+    it("reports state changes and disappearance through watch", async () => {
+      const events: HypervisorEvent[] = [];
+      const stop = a.watch((e) => events.push(e));
+      const c = cfg({ memory: "32Mi" });
+      await create(a, c);
+      await a.pause(c.uuid);
+      await a.destroy(c.uuid);
+      await waitFor("gone event", async () => events.some((e) => e.type === "gone" && e.uuid === c.uuid));
+      stop();
+    });
+
+    it("answers NotFound for a UUID it does not know", async () => {
+      await assert.rejects(a.destroy(randomUUID()), isCode("NotFound"));
+      await assert.rejects(a.pause(randomUUID()), isCode("NotFound"));
+    });
+
+    it("live-migrates a running domain: gone from the source, running on the target with the same UUID", async () => {
+      const c = cfg({ memory: "64Mi" }, "mig");
+      await create(a, c);
+      const [sa, sb] = await h.link();
+      const progress: number[] = [];
+      const [stats, received] = await Promise.all([
+        a.migrateSend(c.uuid, sa, { onProgress: (p) => progress.push(p.round) }),
+        b.migrateReceive(sb),
+      ]);
+      made.push([b, c.uuid]);
+      assert.equal(received.uuid, c.uuid);
+      assert.equal(received.name, c.name);
+      assert.ok(["running", "blocked"].includes(received.state));
+      assert.equal(await a.getDomain(c.uuid), undefined, "gone from the source");
+      assert.ok(stats.totalMs > 0);
+      await b.destroy(c.uuid);
+    });
+
+    if (h.unmigratableType) {
+      it(`refuses to live-migrate a ${h.unmigratableType} guest and keeps it running`, async () => {
+        const c = cfg({ type: "pv", memory: "32Mi" }, "pv");
+        const d: DomainInfo = await create(a, c);
+        const [sa, sb] = await h.link();
+        const recv = b.migrateReceive(sb).catch((e: unknown) => e);
+        await assert.rejects(a.migrateSend(c.uuid, sa), isCode("NotMigratable"));
+        sa.destroy();
+        await recv;
+        assert.equal((await a.getDomain(c.uuid))?.domid, d.domid, "still running on the source");
+        assert.equal(await b.getDomain(c.uuid), undefined);
+        await a.destroy(c.uuid);
+      });
+    }
+  });
+}
