@@ -1,7 +1,9 @@
 export { allCrds, crdName, toCrd } from "./crd.ts";
+export * from "./identity.ts";
 export { type KindDef, kinds } from "./kinds.ts";
 export * from "./meta.ts";
 export * from "./quantity.ts";
+export * from "./resources.ts";
 export * from "./xenbalancer.ts";
 export * from "./xendomain.ts";
 export * from "./xenhost.ts";

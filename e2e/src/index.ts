@@ -1,3 +1,4 @@
+export { crdDir, installKubexen, startKubexenControlPlane } from "./cluster.ts";
 export { type Binaries, binaries } from "./controlplane/binaries.ts";
 export { type CommandResult, ControlPlane, type ControlPlaneOptions } from "./controlplane/controlplane.ts";
 export { freePort } from "./controlplane/ports.ts";

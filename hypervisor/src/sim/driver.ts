@@ -86,6 +86,8 @@ interface SavedImage {
 }
 
 interface State {
+  /** The host watchdog: the host resets when it is not fed before this time (ms since epoch). */
+  watchdogDeadline?: number;
   nextDomid: number;
   domains: SimDomain[];
   images: Record<string, SavedImage>;
@@ -103,6 +105,8 @@ export class SimHypervisor implements Hypervisor {
   private crashed = false;
   private listeners = new Set<(e: HypervisorEvent) => void>();
   private readonly statePath: string | undefined;
+  private watchdogDeadline: number | undefined;
+  private watchdogTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SimHostOptions) {
     this.opts = {
@@ -125,13 +129,49 @@ export class SimHypervisor implements Hypervisor {
     }
   }
 
+  // ---- the host watchdog (as Xen's, through xenwatchdogd) ----
+
+  /** Arms the watchdog: the host resets unless fed within `timeoutMs`. Persisted, so it fires even if the feeder dies. */
+  feedWatchdog(timeoutMs: number): void {
+    this.checkWatchdog();
+    if (this.crashed) return;
+    this.watchdogDeadline = Date.now() + timeoutMs;
+    clearTimeout(this.watchdogTimer);
+    this.watchdogTimer = setTimeout(() => this.checkWatchdog(), timeoutMs + 10);
+    this.watchdogTimer.unref();
+    this.persist();
+  }
+
+  /** Disarms the watchdog (a clean stop of the feeder). */
+  disarmWatchdog(): void {
+    this.watchdogDeadline = undefined;
+    clearTimeout(this.watchdogTimer);
+    this.persist();
+  }
+
+  /** Resets the host if its watchdog expired. */
+  private checkWatchdog(): void {
+    if (this.watchdogDeadline !== undefined && Date.now() > this.watchdogDeadline) {
+      this.watchdogDeadline = undefined;
+      this.watchdogResets++;
+      this.crash();
+      // A watchdog reset reboots the host: it comes back empty.
+      this.crashed = false;
+    }
+  }
+
+  /** Times the watchdog has reset this host. */
+  watchdogResets = 0;
+
   // ---- simulation controls (not part of the Hypervisor interface) ----
 
   /** The host dies: every domain is gone and calls fail until recover(). */
   crash(): void {
     this.crashed = true;
+    const lost = [...this.domains.values()];
     this.domains.clear();
     this.persist();
+    for (const d of lost) this.emit({ type: "gone", uuid: d.uuid, name: d.name });
   }
 
   recover(): void {
@@ -196,6 +236,7 @@ export class SimHypervisor implements Hypervisor {
   // ---- the Hypervisor interface ----
 
   private async gate(method: string): Promise<void> {
+    this.checkWatchdog();
     if (this.faults.hang?.includes(method)) await new Promise(() => {});
     if (this.faults.delayMs) await sleep(this.faults.delayMs);
     if (this.crashed) throw new HypervisorError("Unavailable", `host ${this.opts.hostname} is down`);
@@ -488,6 +529,7 @@ export class SimHypervisor implements Hypervisor {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    clearTimeout(this.watchdogTimer);
   }
 
   // ---- live migration ----
@@ -714,7 +756,10 @@ export class SimHypervisor implements Hypervisor {
       return;
     }
     this.nextDomid = state.nextDomid;
+    this.watchdogDeadline = state.watchdogDeadline;
     this.domains = new Map(state.domains.map((d) => [d.uuid, d]));
     this.images = new Map(Object.entries(state.images));
+    // The watchdog expired while nothing fed it (the agent was dead): the host has reset.
+    this.checkWatchdog();
   }
 }

@@ -1,0 +1,208 @@
+// The node agent: registers its XenHost, heartbeats through a Lease, fences
+// itself when it loses the control plane, reports its host and orphans, and
+// reconciles the XenDomains bound to it through the hypervisor driver.
+import type { KubeConfig } from "@kubernetes/client-node";
+import { hostLeaseName, resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import type { HostInfo, Hypervisor } from "@kubexen/hypervisor";
+import { Controller, createLogger, errorMessage, type Informer, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { DomainController } from "./domains.ts";
+import { Fencer, type Watchdog } from "./fence.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { hostStatus, OrphanReporter, registerHost } from "./host.ts";
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface AgentOptions {
+  kubeConfig: KubeConfig;
+  host: string;
+  hypervisor: Hypervisor;
+  /** Namespace of the agents' heartbeat Leases. */
+  namespace?: string;
+  /** host:port peers use for migration streams (advertised in XenHost status). */
+  migrationEndpoint?: string;
+  heartbeatIntervalMs?: number;
+  leaseDurationSeconds?: number;
+  reportIntervalMs?: number;
+  /** Self-fencing; omit to disable (only for hosts whose domains must never be restarted elsewhere automatically). */
+  fencing?: { watchdog: Watchdog; fenceTimeoutMs: number; watchdogTimeoutMs: number };
+  saveDir?: string;
+  workers?: number;
+  metricsPort?: number;
+  logger?: Logger;
+}
+
+const TERMINAL = new Set(["Succeeded", "Failed", "Aborted"]);
+
+export class NodeAgent {
+  readonly host: string;
+  readonly manager: Manager;
+  private readonly o: AgentOptions;
+  private readonly log: Logger;
+  private readonly fieldManager: string;
+  private readonly domains: Informer<XenDomain>;
+  private readonly outgoing: Informer<XenMigration>;
+  private readonly incoming: Informer<XenMigration>;
+  private readonly controller: Controller;
+  private readonly heartbeat: Heartbeat;
+  private readonly fencer: Fencer | undefined;
+  private readonly orphans = new OrphanReporter();
+  private hostInfo: HostInfo | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private previous: { conditions?: never[]; cpuTime?: Map<string, number>; at?: number } = {};
+
+  constructor(o: AgentOptions) {
+    this.o = o;
+    this.host = o.host;
+    this.log = o.logger ?? createLogger(`kubexen-node-agent/${o.host}`);
+    this.fieldManager = `kubexen-agent-${o.host}`.slice(0, 128);
+    this.manager = new Manager({
+      kubeConfig: o.kubeConfig,
+      name: this.fieldManager,
+      handleSignals: false,
+      logger: this.log,
+      metricsPort: o.metricsPort,
+    });
+    this.domains = this.manager.informer<XenDomain>(resources.xenDomains, { fieldSelector: `status.host=${o.host}` });
+    this.outgoing = this.manager.informer<XenMigration>(resources.xenMigrations, {
+      fieldSelector: `status.sourceHost=${o.host}`,
+    });
+    this.incoming = this.manager.informer<XenMigration>(resources.xenMigrations, {
+      fieldSelector: `status.targetHost=${o.host}`,
+    });
+    const dc = new DomainController({
+      host: o.host,
+      client: this.manager.client,
+      hv: o.hypervisor,
+      informer: this.domains,
+      events: this.manager.events,
+      fieldManager: this.fieldManager,
+      saveDir: o.saveDir ?? "/var/lib/kubexen/save",
+      log: this.log,
+      hostInfo: () => this.hostInfo,
+      migrating: (uuid) => this.migrating().has(uuid),
+      resyncMs: 30_000,
+    });
+    this.controller = new Controller({
+      name: "domains",
+      concurrency: o.workers ?? 4,
+      logger: this.log,
+      metrics: this.manager.metrics,
+      reconcile: (key) => dc.reconcile(key),
+    });
+    this.controller.watch(this.domains);
+    const byUUID = (uuid?: string) => this.domains.list().find((d) => d.status?.uuid === uuid);
+    const remap = (ev: { obj: XenMigration }) => {
+      const d = byUUID(ev.obj.status?.domainUUID);
+      return d ? objectKey(d) : undefined;
+    };
+    this.controller.watch(this.outgoing, remap);
+    this.controller.watch(this.incoming, remap);
+    this.manager.add(this.controller);
+    this.heartbeat = new Heartbeat(this.manager.client, {
+      namespace: o.namespace ?? "kubexen-system",
+      name: hostLeaseName(o.host),
+      holder: o.host,
+      intervalMs: o.heartbeatIntervalMs ?? 10_000,
+      durationSeconds: o.leaseDurationSeconds ?? 40,
+      log: this.log,
+      onRenew: (at) => this.fencer?.renewed(at),
+    });
+    if (o.fencing) this.fencer = new Fencer({ ...o.fencing, log: this.log });
+  }
+
+  /** UUIDs of domains in a live migration to or from this host. */
+  migrating(): Set<string> {
+    const s = new Set<string>();
+    for (const m of [...this.outgoing.list(), ...this.incoming.list()]) {
+      const phase = m.status?.phase;
+      if (m.status?.domainUUID && phase && !TERMINAL.has(phase) && phase !== "Pending" && phase !== "Scheduling")
+        s.add(m.status.domainUUID);
+    }
+    return s;
+  }
+
+  get isFenced(): boolean {
+    return this.fencer?.isFenced ?? false;
+  }
+
+  async start(): Promise<void> {
+    this.hostInfo = await this.o.hypervisor.hostInfo();
+    await registerHost(this.manager.client, this.host, this.fieldManager);
+    await this.heartbeat.renew();
+    this.heartbeat.start();
+    this.fencer?.start();
+    this.unwatch = this.o.hypervisor.watch((e) => {
+      const d = this.domains.list().find((x) => x.status?.uuid === e.uuid);
+      if (d) this.controller.enqueue(objectKey(d));
+    });
+    await this.manager.start();
+    await this.report();
+    const every = this.o.reportIntervalMs ?? 10_000;
+    const loop = () => {
+      this.reportTimer = setTimeout(async () => {
+        await this.report();
+        loop();
+      }, every);
+      this.reportTimer.unref();
+    };
+    loop();
+    this.log.info({ host: this.host, driver: this.o.hypervisor.kind, fencing: !!this.fencer }, "node agent started");
+  }
+
+  /** Writes the XenHost status from the hypervisor's view. */
+  async report(): Promise<void> {
+    try {
+      const [info, domains] = await Promise.all([this.o.hypervisor.hostInfo(), this.o.hypervisor.listDomains()]);
+      this.hostInfo = info;
+      const hostObj = await this.manager.client.get(resources.xenHosts, this.host);
+      const at = Date.now();
+      const { status, orphans, cpuTime } = hostStatus({
+        info,
+        domains,
+        bound: this.domains.list(),
+        migrating: this.migrating(),
+        endpoint: this.o.migrationEndpoint,
+        driver: this.o.hypervisor.kind,
+        agentVersion: AGENT_VERSION,
+        previous: {
+          ...this.previous,
+          conditions: (hostObj.status as { conditions?: never[] } | undefined)?.conditions,
+        },
+      });
+      this.previous = { cpuTime, at };
+      await this.manager.client.applyStatus(
+        resources.xenHosts,
+        { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: this.host }, status },
+        this.fieldManager,
+      );
+      await this.orphans.report(this.manager.events, hostObj, orphans);
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, "host report failed");
+    }
+  }
+
+  /** Stops cleanly: reconciles in flight finish, the watchdog is disarmed. Domains keep running. */
+  async stop(): Promise<void> {
+    clearTimeout(this.reportTimer);
+    this.unwatch?.();
+    this.heartbeat.stop();
+    await this.manager.stop();
+    this.fencer?.stop();
+  }
+
+  /** Stops everything at once without disarming the watchdog, as a crash of the agent would (tests). */
+  async halt(): Promise<void> {
+    this.fencer?.abandon();
+    clearTimeout(this.reportTimer);
+    this.unwatch?.();
+    this.heartbeat.stop();
+    await this.manager.stop();
+  }
+
+  /** Stops only the heartbeat, as a network partition from the control plane would (tests). */
+  partition(): void {
+    this.heartbeat.stop();
+    clearTimeout(this.reportTimer);
+  }
+}

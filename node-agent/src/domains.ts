@@ -1,0 +1,324 @@
+// The domain controller: makes this host's domains match the XenDomains bound
+// to it (status.host), one level-triggered reconcile per XenDomain, and
+// writes what it observed with server-side apply under this host's field
+// manager. Domains are found by UUID, so a restarted agent adopts running
+// domains without touching them.
+import type { DomainPhase, XenDomain, XenDomainStatus } from "@kubexen/crds";
+import { resources, stableMac, xenDomainName } from "@kubexen/crds";
+import {
+  type DomainConfig,
+  type DomainInfo,
+  type HostInfo,
+  type Hypervisor,
+  HypervisorError,
+} from "@kubexen/hypervisor";
+import {
+  type Condition,
+  type EventRecorder,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  type ReconcileResult,
+  removeCondition,
+  setCondition,
+} from "@kubexen/sdk";
+import { type Action, plan } from "./plan.ts";
+
+/** Failures a retry cannot fix until the spec or the host changes. */
+const STALLING = new Set([
+  "InvalidConfig",
+  "MissingFile",
+  "Unsupported",
+  "AlreadyExists",
+  "InsufficientMemory",
+  "NotMigratable",
+]);
+const AGENT_CONDITIONS = new Set(["Ready", "Stalled", "Reconciling", "Migratable"]);
+
+export interface DomainControllerDeps {
+  host: string;
+  client: KubeClient;
+  hv: Hypervisor;
+  informer: Informer<XenDomain>;
+  events: EventRecorder;
+  fieldManager: string;
+  saveDir: string;
+  log: Logger;
+  hostInfo: () => HostInfo | undefined;
+  migrating: (uuid: string) => boolean;
+  resyncMs: number;
+}
+
+export function configFor(xd: XenDomain): DomainConfig {
+  const uuid = xd.status?.uuid;
+  if (!uuid) throw new Error(`${xd.metadata.namespace}/${xd.metadata.name} has no UUID in status yet`);
+  const macs = (xd.spec.networks ?? []).map(
+    (n, i) => xd.status?.interfaces?.find((x) => x.index === i)?.mac ?? n.mac ?? stableMac(uuid, i),
+  );
+  return { name: xenDomainName(xd.metadata.namespace ?? "default", xd.metadata.name ?? ""), uuid, spec: xd.spec, macs };
+}
+
+/** Whether this domain can live-migrate from this host, and why not. */
+export function migratability(
+  xd: XenDomain,
+  info: HostInfo | undefined,
+): { ok: boolean; reason: string; message: string } {
+  if (xd.spec.pciDevices?.length)
+    return { ok: false, reason: "PCIPassthrough", message: `passes through ${xd.spec.pciDevices.join(", ")}` };
+  if (info && !info.liveMigratable.includes(xd.spec.type)) {
+    const why =
+      xd.spec.type === "pv" && !info.shadow
+        ? "Xen on this host has no shadow paging"
+        : "the host lacks the paging support it needs";
+    return {
+      ok: false,
+      reason: "GuestTypeNotMigratable",
+      message: `${xd.spec.type} guests cannot live-migrate from ${info.hostname}: ${why}`,
+    };
+  }
+  return { ok: true, reason: "Migratable", message: "can live-migrate" };
+}
+
+export class DomainController {
+  private readonly d: DomainControllerDeps;
+  private readonly lastCpuWrite = new Map<string, number>();
+
+  constructor(d: DomainControllerDeps) {
+    this.d = d;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { d } = this;
+    let xd = d.informer.get(key);
+    if (!xd || xd.status?.host !== d.host) return undefined;
+    const uuid = xd.status?.uuid;
+    if (!uuid) return undefined; // The scheduler has not finished binding it.
+    const observed = await d.hv.getDomain(uuid);
+    const generation = xd.metadata.generation;
+    const stalled = xd.status?.conditions?.find((c) => c.type === "Stalled" && c.status === "True");
+    if (stalled && xd.status?.observedGeneration === generation && !observed) {
+      // A spec this host cannot run: wait for a change (or a host change for memory).
+      return stalled.reason === "InsufficientMemory" ? { requeueAfterMs: 30_000 } : undefined;
+    }
+    const now = Date.now();
+    const p = plan({
+      spec: xd.spec,
+      status: xd.status,
+      observed,
+      deleting: !!xd.metadata.deletionTimestamp,
+      migrating: d.migrating(uuid),
+      nowMs: now,
+      saveDir: d.saveDir,
+    });
+    let status: Partial<XenDomainStatus> = { ...p.statusPatch };
+    let after: DomainInfo | undefined = observed;
+    let phase: DomainPhase = p.phase;
+    const a = p.action;
+    if (a.kind === "shutdown" || a.kind === "save")
+      xd = await this.write(xd, observed, phase, status, "Reconciling", p.reason);
+    try {
+      after = await this.execute(xd, a, observed);
+    } catch (err) {
+      if (err instanceof HypervisorError && STALLING.has(err.code)) {
+        await this.write(xd, undefined, "Failed", status, "Stalled", `${err.message}`, err.code);
+        await d.events.record(xd, "Warning", err.code, actionVerb(a), err.message);
+        return err.code === "InsufficientMemory" ? { requeueAfterMs: 30_000 } : undefined;
+      }
+      throw err;
+    }
+    if (a.kind === "create" || a.kind === "restore") {
+      status = { ...status, startTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"), nextRestartTime: undefined };
+      if (a.kind === "restore") status.savedImage = undefined;
+      phase = after?.state === "paused" ? "Paused" : "Running";
+      if ((xd.status?.restartCount ?? 0) > 0) status.lastRestartTime = status.startTime;
+      await d.events.record(
+        xd,
+        "Normal",
+        a.kind === "create" ? "Started" : "Restored",
+        actionVerb(a),
+        `domid ${after?.domid} on ${d.host}`,
+      );
+    } else if (a.kind === "save") {
+      status = { ...status, savedImage: a.path };
+      phase = "Saved";
+      await d.events.record(xd, "Normal", "Saved", "Save", `saved to ${a.path} on ${d.host}`);
+    } else if (a.kind === "shutdown") {
+      phase = xd.metadata.deletionTimestamp ? "Terminating" : "Stopped";
+      await d.events.record(xd, "Normal", "Stopped", "Shutdown", `stopped on ${d.host}`);
+    } else if (a.kind === "destroy" && a.reason === "crashed") {
+      await d.events.record(
+        xd,
+        "Warning",
+        "Crashed",
+        "Restart",
+        `the guest crashed on ${d.host}; restart #${status.restartCount ?? "-"}${status.nextRestartTime ? ` at ${status.nextRestartTime}` : " not planned"}`,
+      );
+    } else if (a.kind === "pause" || a.kind === "unpause") {
+      phase = a.kind === "pause" ? "Paused" : "Running";
+    }
+    const settled = a.kind === "none" || a.kind === "wait";
+    await this.write(xd, after, phase, status, settled ? "Ready" : "Reconciling", p.reason);
+    if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
+    if (!settled) return { requeueAfterMs: 10 };
+    return { requeueAfterMs: d.resyncMs };
+  }
+
+  private async execute(xd: XenDomain, a: Action, observed: DomainInfo | undefined): Promise<DomainInfo | undefined> {
+    const { hv } = this.d;
+    const uuid = xd.status?.uuid ?? "";
+    switch (a.kind) {
+      case "none":
+      case "wait":
+        return observed;
+      case "create": {
+        const info = await hv.create(configFor(xd), { paused: a.paused });
+        if (xd.spec.cpu)
+          await hv.setCredit2(uuid, { weight: xd.spec.cpu.weight, cap: xd.spec.cpu.cap }).catch(() => {});
+        return info;
+      }
+      case "restore":
+        return hv.restore(a.path, { paused: a.paused });
+      case "shutdown":
+        await hv.shutdown(uuid, a.graceMs);
+        return undefined;
+      case "destroy":
+        await hv.destroy(uuid);
+        return undefined;
+      case "pause":
+        await hv.pause(uuid);
+        return hv.getDomain(uuid);
+      case "unpause":
+        await hv.unpause(uuid);
+        return hv.getDomain(uuid);
+      case "save":
+        await hv.save(uuid, a.path);
+        return undefined;
+      case "setMemory":
+        await hv.setMemory(uuid, a.mib);
+        return hv.getDomain(uuid);
+      case "setVcpus":
+        await hv.setVcpus(uuid, a.vcpus);
+        return hv.getDomain(uuid);
+    }
+  }
+
+  /** Applies this agent's part of the status: everything it owns, every time (server-side apply). */
+  private async write(
+    xd: XenDomain,
+    dom: DomainInfo | undefined,
+    phase: DomainPhase,
+    patch: Partial<XenDomainStatus>,
+    mode: "Ready" | "Reconciling" | "Stalled",
+    message: string,
+    stallReason?: string,
+  ): Promise<XenDomain> {
+    const { d } = this;
+    const cur = xd.status ?? {};
+    const gen = xd.metadata.generation;
+    const ownConds = (cur.conditions ?? []).filter((c) => AGENT_CONDITIONS.has(c.type)) as Condition[];
+    let conds = ownConds;
+    const running =
+      phase === "Running" || phase === "Paused" || phase === "Saved" || phase === "Stopped" || phase === "Succeeded";
+    if (mode === "Stalled") {
+      conds = setCondition(conds, {
+        type: "Stalled",
+        status: "True",
+        reason: stallReason ?? "Failed",
+        message,
+        observedGeneration: gen,
+      });
+      conds = setCondition(conds, {
+        type: "Ready",
+        status: "False",
+        reason: stallReason ?? "Failed",
+        message,
+        observedGeneration: gen,
+      });
+      conds = removeCondition(conds, "Reconciling");
+    } else if (mode === "Reconciling" || !running) {
+      conds = setCondition(conds, {
+        type: "Reconciling",
+        status: "True",
+        reason: phase,
+        message,
+        observedGeneration: gen,
+      });
+      conds = setCondition(conds, { type: "Ready", status: "False", reason: phase, message, observedGeneration: gen });
+      conds = removeCondition(conds, "Stalled");
+    } else {
+      conds = setCondition(conds, {
+        type: "Ready",
+        status: "True",
+        reason: phase,
+        message: `${phase} on ${d.host}`,
+        observedGeneration: gen,
+      });
+      conds = removeCondition(removeCondition(conds, "Reconciling"), "Stalled");
+    }
+    const m = migratability(xd, d.hostInfo());
+    conds = setCondition(conds, {
+      type: "Migratable",
+      status: m.ok ? "True" : "False",
+      reason: m.reason,
+      message: m.message,
+      observedGeneration: gen,
+    });
+    const keep = <K extends keyof XenDomainStatus>(k: K) => (k in patch ? patch[k] : cur[k]);
+    const status: Partial<XenDomainStatus> = {
+      phase,
+      state: dom ? dom.state : "absent",
+      domid: dom?.domid,
+      memoryMiB: dom?.memoryMiB,
+      vcpus: dom?.vcpus,
+      migratable: m.ok,
+      savedImage: keep("savedImage"),
+      restartCount: keep("restartCount"),
+      lastRestartTime: keep("lastRestartTime"),
+      nextRestartTime: keep("nextRestartTime"),
+      startTime: keep("startTime"),
+      observedGeneration: gen,
+      conditions: conds as XenDomainStatus["conditions"],
+    };
+    const uuid = cur.uuid ?? "";
+    const lastCpu = this.lastCpuWrite.get(uuid) ?? 0;
+    const cpuDue = Date.now() - lastCpu > 60_000;
+    const changed = (Object.keys(status) as Array<keyof XenDomainStatus>).some(
+      (k) => JSON.stringify(status[k]) !== JSON.stringify(cur[k]),
+    );
+    if (!changed && !cpuDue) return xd;
+    if (dom) {
+      status.cpuTimeSeconds = dom.cpuTimeSeconds;
+      this.lastCpuWrite.set(uuid, Date.now());
+    }
+    for (const k of Object.keys(status) as Array<keyof XenDomainStatus>) if (status[k] === undefined) delete status[k];
+    const written = await d.client.applyStatus<XenDomain>(
+      resources.xenDomains,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        status,
+      },
+      d.fieldManager,
+    );
+    if (written.metadata.resourceVersion !== xd.metadata.resourceVersion) await this.readOwnWrite(xd);
+    return written;
+  }
+
+  /**
+   * Waits until the informer's cache holds our write (or something newer), so
+   * the next reconcile does not decide from the status as it was before it.
+   */
+  private async readOwnWrite(xd: XenDomain): Promise<void> {
+    const key = `${xd.metadata.namespace}/${xd.metadata.name}`;
+    const before = xd.metadata.resourceVersion;
+    const end = Date.now() + 5000;
+    while (Date.now() < end && this.d.informer.get(key)?.metadata.resourceVersion === before) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+function actionVerb(a: Action): string {
+  return a.kind === "create" ? "Start" : a.kind.charAt(0).toUpperCase() + a.kind.slice(1);
+}

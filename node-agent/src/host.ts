@@ -1,0 +1,120 @@
+// The XenHost this agent registers and keeps current: capacity, allocatable,
+// what its domains take, capabilities, the migration endpoint, orphans, and
+// the Ready condition (True while the agent reports).
+import { quantityMiB, resources, type XenDomain, type XenHostStatus } from "@kubexen/crds";
+import type { DomainInfo, HostInfo } from "@kubexen/hypervisor";
+import { type Condition, type EventRecorder, type KubeClient, type KubeObject, setCondition } from "@kubexen/sdk";
+
+export interface HostReport {
+  info: HostInfo;
+  domains: DomainInfo[];
+  bound: XenDomain[];
+  /** UUIDs that a migration involving this host is bringing in or taking out. */
+  migrating: Set<string>;
+  endpoint?: string;
+  driver: "xl" | "sim";
+  agentVersion: string;
+  previous?: { conditions?: Condition[]; cpuTime?: Map<string, number>; at?: number };
+}
+
+/** Memory kept back from guests on top of dom0's share (MiB). */
+const RESERVED_MIB = 0;
+
+/** The XenHost status from what the hypervisor and the bound XenDomains say. Pure. */
+export function hostStatus(
+  r: HostReport,
+  now = new Date(),
+): { status: XenHostStatus; orphans: DomainInfo[]; cpuTime: Map<string, number> } {
+  const boundUUIDs = new Set(r.bound.map((d) => d.status?.uuid).filter((u): u is string => !!u));
+  const orphans = r.domains.filter((d) => !boundUUIDs.has(d.uuid) && !r.migrating.has(d.uuid));
+  const managed = r.domains.filter((d) => boundUUIDs.has(d.uuid));
+  const allocatedMiB = r.bound.reduce((s, d) => s + quantityMiB(d.spec.memory), 0);
+  const allocatedVcpus = r.bound.reduce((s, d) => s + d.spec.vcpus, 0);
+  // CPU load from the domains' CPU time since the last report.
+  const cpuTime = new Map(r.domains.map((d) => [d.uuid, d.cpuTimeSeconds]));
+  let cpuLoad: number | undefined;
+  if (r.previous?.cpuTime && r.previous.at) {
+    const dt = (now.getTime() - r.previous.at) / 1000;
+    let used = 0;
+    for (const [uuid, t] of cpuTime) used += Math.max(0, t - (r.previous.cpuTime.get(uuid) ?? t));
+    if (dt > 0) cpuLoad = Math.round((used / dt / Math.max(1, r.info.cpus)) * 1000) / 1000;
+  }
+  const guestMiB = r.info.totalMemoryMiB - r.info.dom0MemoryMiB - RESERVED_MIB;
+  const memoryPressure = r.info.freeMemoryMiB < Math.max(128, guestMiB * 0.02);
+  let conditions = setCondition(
+    r.previous?.conditions,
+    {
+      type: "Ready",
+      status: "True",
+      reason: "AgentReporting",
+      message: `node agent ${r.agentVersion} (${r.driver}) reports Xen ${r.info.xenVersion}`,
+    },
+    now,
+  );
+  conditions = setCondition(
+    conditions,
+    {
+      type: "MemoryPressure",
+      status: memoryPressure ? "True" : "False",
+      reason: memoryPressure ? "LowFreeMemory" : "EnoughFreeMemory",
+      message: `${r.info.freeMemoryMiB} MiB free`,
+    },
+    now,
+  );
+  return {
+    orphans,
+    cpuTime,
+    status: {
+      capacity: { cpus: r.info.cpus, memoryMiB: r.info.totalMemoryMiB, numaNodes: r.info.numaNodes },
+      allocatable: { cpus: r.info.cpus, memoryMiB: guestMiB },
+      allocated: { vcpus: allocatedVcpus, memoryMiB: allocatedMiB },
+      freeMemoryMiB: r.info.freeMemoryMiB,
+      dom0: { memoryMiB: r.info.dom0MemoryMiB, vcpus: r.info.dom0Vcpus },
+      xenVersion: r.info.xenVersion,
+      agentVersion: r.agentVersion,
+      driver: r.driver,
+      capabilities: {
+        guestTypes: r.info.guestTypes,
+        hap: r.info.hap,
+        shadow: r.info.shadow,
+        liveMigratable: r.info.liveMigratable,
+        pciAssignable: r.info.pciAssignable,
+      },
+      migrationEndpoint: r.endpoint,
+      domainCount: managed.length,
+      cpuLoad,
+      orphans: orphans.map((d) => ({ name: d.name, uuid: d.uuid, domid: d.domid, memoryMiB: d.memoryMiB })),
+      lastHeartbeatTime: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      conditions: conditions as XenHostStatus["conditions"],
+    },
+  };
+}
+
+/** Creates the XenHost if it is missing (labels are the administrator's; the agent sets none). */
+export async function registerHost(client: KubeClient, host: string, fieldManager: string): Promise<KubeObject> {
+  const existing = await client.getOrUndefined(resources.xenHosts, host);
+  if (existing) return existing;
+  return client.apply(
+    resources.xenHosts,
+    { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: host } },
+    { fieldManager },
+  );
+}
+
+/** Reports each orphan once per agent run, as an event on the XenHost. */
+export class OrphanReporter {
+  private readonly seen = new Set<string>();
+  async report(events: EventRecorder, hostObj: KubeObject, orphans: DomainInfo[]): Promise<void> {
+    for (const o of orphans) {
+      if (this.seen.has(o.uuid)) continue;
+      this.seen.add(o.uuid);
+      await events.record(
+        hostObj,
+        "Warning",
+        "OrphanDomain",
+        "Report",
+        `domain ${o.name || "(unnamed)"} (UUID ${o.uuid}, domid ${o.domid}) runs on this host but no XenDomain binds it; it is left alone`,
+      );
+    }
+  }
+}

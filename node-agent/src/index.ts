@@ -1,0 +1,5 @@
+export { AGENT_VERSION, type AgentOptions, NodeAgent } from "./agent.ts";
+export { configFor, migratability } from "./domains.ts";
+export { Fencer, LinuxWatchdog, SimWatchdog, type Watchdog, XenWatchdog } from "./fence.ts";
+export { hostStatus } from "./host.ts";
+export { type Action, type Plan, plan, restartBackoffMs, wantsRunning } from "./plan.ts";

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// kubexen-node-agent: one per Xen host, in its dom0 (a DaemonSet pod or a
+// systemd service with a kubeconfig bound to the host's ServiceAccount).
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hypervisor";
+import { createLogger } from "@kubexen/sdk";
+import { z } from "zod";
+import { NodeAgent } from "./agent.ts";
+import { LinuxWatchdog, SimWatchdog, type Watchdog, XenWatchdog } from "./fence.ts";
+
+const { values } = parseArgs({
+  options: {
+    kubeconfig: { type: "string" },
+    host: { type: "string" },
+    driver: { type: "string", default: "xl" },
+    namespace: { type: "string", default: "kubexen-system" },
+    "migration-endpoint": { type: "string" },
+    fencing: { type: "string", default: "auto" },
+    "fence-timeout": { type: "string", default: "40" },
+    "watchdog-timeout": { type: "string", default: "30" },
+    "save-dir": { type: "string", default: "/var/lib/kubexen/save" },
+    "metrics-port": { type: "string" },
+    "sim-memory-mib": { type: "string", default: "65536" },
+    "sim-cpus": { type: "string", default: "16" },
+    "sim-state-dir": { type: "string" },
+  },
+});
+
+const Args = z.object({
+  host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "--host must be a DNS name (the XenHost's name)"),
+  driver: z.enum(["xl", "sim"]),
+  fencing: z.enum(["auto", "xen", "linux", "sim", "off"]),
+  fenceTimeout: z.coerce.number().int().min(5, "--fence-timeout is at least 5 seconds"),
+  watchdogTimeout: z.coerce.number().int().min(2),
+  metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
+  simMemoryMiB: z.coerce.number().int().min(1024),
+  simCpus: z.coerce.number().int().min(1),
+});
+
+const parsed = Args.safeParse({
+  host: values.host ?? process.env.KUBEXEN_HOST ?? process.env.NODE_NAME,
+  driver: values.driver,
+  fencing: values.fencing,
+  fenceTimeout: values["fence-timeout"],
+  watchdogTimeout: values["watchdog-timeout"],
+  metricsPort: values["metrics-port"],
+  simMemoryMiB: values["sim-memory-mib"],
+  simCpus: values["sim-cpus"],
+});
+if (!parsed.success) {
+  for (const i of parsed.error.issues) console.error(`kubexen-node-agent: ${i.path.join(".")}: ${i.message}`);
+  process.exit(2);
+}
+const a = parsed.data;
+const log = createLogger(`kubexen-node-agent/${a.host}`);
+const kubeConfig = new KubeConfig();
+if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+else kubeConfig.loadFromDefault();
+
+const hv: Hypervisor =
+  a.driver === "sim"
+    ? new SimHypervisor({
+        hostname: a.host,
+        memoryMiB: a.simMemoryMiB,
+        cpus: a.simCpus,
+        stateDir: values["sim-state-dir"],
+      })
+    : new XlHypervisor();
+const fencingKind = a.fencing === "auto" ? (a.driver === "xl" ? "xen" : "off") : a.fencing;
+let watchdog: Watchdog | undefined;
+if (fencingKind === "xen") watchdog = new XenWatchdog(log);
+else if (fencingKind === "linux") watchdog = new LinuxWatchdog();
+else if (fencingKind === "sim") {
+  if (!(hv instanceof SimHypervisor)) throw new Error("--fencing sim needs --driver sim");
+  watchdog = new SimWatchdog(hv);
+}
+
+const agent = new NodeAgent({
+  kubeConfig,
+  host: a.host,
+  hypervisor: hv,
+  namespace: values.namespace,
+  migrationEndpoint: values["migration-endpoint"],
+  saveDir: values["save-dir"],
+  metricsPort: a.metricsPort,
+  logger: log,
+  fencing: watchdog
+    ? { watchdog, fenceTimeoutMs: a.fenceTimeout * 1000, watchdogTimeoutMs: a.watchdogTimeout * 1000 }
+    : undefined,
+});
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.once(sig, () => {
+    log.info({ signal: sig }, "stopping");
+    void agent.stop().then(() => process.exit(0));
+  });
+}
+await agent.start();

@@ -1,0 +1,343 @@
+// The node agent against a real API server with the sim driver: host
+// registration and heartbeat, Ready lost when heartbeats stop, the domain
+// lifecycle, adoption after a restart, orphans, and specs a host cannot run.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
+import { type ControlPlane, startKubexenControlPlane } from "@kubexen/e2e";
+import { SimHypervisor } from "@kubexen/hypervisor";
+import { Controller, createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { HostHealth } from "../../operator/src/hosthealth.ts";
+import { NodeAgent, SimWatchdog } from "../src/index.ts";
+
+const log = createLogger("agent-test", process.env.LOG_LEVEL ?? "warn");
+const NS = "agent-test";
+const FILES = ["/boot/vmlinuz", "/boot/initrd.img", "/var/lib/xen/images/a.img"];
+
+async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+}
+
+describe("node agent (sim driver)", () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let sim: SimHypervisor;
+  let agent: NodeAgent;
+  let stateDir: string;
+  const newAgent = (s: SimHypervisor) =>
+    new NodeAgent({
+      kubeConfig: cp.kubeConfig(),
+      host: "xen-a",
+      hypervisor: s,
+      heartbeatIntervalMs: 1000,
+      leaseDurationSeconds: 3,
+      reportIntervalMs: 500,
+      saveDir: "/var/lib/kubexen/save",
+      logger: log,
+      migrationEndpoint: "127.0.0.1:9443",
+    });
+  const getXd = (name: string) => client.get<XenDomain>(resources.xenDomains, name, NS);
+
+  /** Creates a XenDomain and binds it to xen-a as the scheduler would (finalizer, host, UUID). */
+  async function bound(name: string, spec: Record<string, unknown>): Promise<string> {
+    const uuid = randomUUID();
+    await client.create(resources.xenDomains, {
+      apiVersion: "kubexen.io/v1alpha1",
+      kind: "XenDomain",
+      metadata: { name, namespace: NS, finalizers: ["kubexen.io/domain"] },
+      spec: { memory: "128Mi", boot: { kernel: "/boot/vmlinuz", ramdisk: "/boot/initrd.img" }, ...spec },
+    });
+    await client.applyStatus(
+      resources.xenDomains,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name, namespace: NS },
+        status: { host: "xen-a", uuid },
+      },
+      "test-scheduler",
+    );
+    return uuid;
+  }
+
+  before(async () => {
+    cp = await startKubexenControlPlane([NS]);
+    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    stateDir = mkdtempSync(join(tmpdir(), "kubexen-agent-test-"));
+    sim = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files: FILES, stateDir });
+    agent = newAgent(sim);
+    await agent.start();
+  });
+  after(async () => {
+    await agent?.stop();
+    await cp?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it("registers its XenHost with capacity, capabilities and Ready, and renews its Lease", async () => {
+    await until("host reported", async () => {
+      const h = await client.get<XenHost>(resources.xenHosts, "xen-a");
+      return (
+        h.status?.capacity?.memoryMiB === 4096 &&
+        h.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true
+      );
+    });
+    const h = await client.get<XenHost>(resources.xenHosts, "xen-a");
+    assert.equal(h.status?.allocatable?.memoryMiB, 4096 - 2048);
+    assert.deepEqual(h.status?.capabilities?.liveMigratable, ["pvh", "hvm"]);
+    assert.equal(h.status?.migrationEndpoint, "127.0.0.1:9443");
+    assert.equal(h.status?.driver, "sim");
+    const lease = (t: number) =>
+      client
+        .request<{ spec: { renewTime: string } }>(
+          "GET",
+          "/apis/coordination.k8s.io/v1/namespaces/kubexen-system/leases/xenhost-xen-a",
+        )
+        .then((l) => Date.parse(l.spec.renewTime) > t);
+    const t0 = Date.now();
+    await until("lease renewed", () => lease(t0), 5000);
+  });
+
+  it("creates a bound domain, reports it Running with its domid, and stops, pauses, saves and restores it", async () => {
+    const uuid = await bound("web", { vcpus: 2, maxVcpus: 2 });
+    await until("running", async () => (await getXd("web")).status?.phase === "Running");
+    const xd = await getXd("web");
+    const dom = await sim.getDomain(uuid);
+    assert.equal(xd.status?.domid, dom?.domid);
+    assert.equal(dom?.name, `${NS}.web`);
+    assert.ok(xd.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+    assert.ok(xd.status?.conditions?.some((c) => c.type === "Migratable" && c.status === "True"));
+
+    await client.mergePatch(resources.xenDomains, "web", NS, { spec: { powerState: "Paused" } });
+    await until(
+      "paused",
+      async () => (await sim.getDomain(uuid))?.state === "paused" && (await getXd("web")).status?.phase === "Paused",
+    );
+
+    await client.mergePatch(resources.xenDomains, "web", NS, { spec: { powerState: "Saved" } });
+    await until("saved", async () => (await getXd("web")).status?.phase === "Saved");
+    assert.equal(await sim.getDomain(uuid), undefined);
+    assert.equal((await getXd("web")).status?.savedImage, `/var/lib/kubexen/save/${uuid}.save`);
+
+    await client.mergePatch(resources.xenDomains, "web", NS, { spec: { powerState: "Running" } });
+    await until(
+      "restored",
+      async () => (await sim.getDomain(uuid))?.state === "running" && (await getXd("web")).status?.phase === "Running",
+    );
+    assert.equal((await getXd("web")).status?.savedImage, undefined);
+
+    await client.mergePatch(resources.xenDomains, "web", NS, { spec: { memory: "96Mi", vcpus: 1 } });
+    await until(
+      "ballooned",
+      async () => (await sim.getDomain(uuid))?.memoryMiB === 96 && (await sim.getDomain(uuid))?.vcpus === 1,
+    );
+
+    await client.mergePatch(resources.xenDomains, "web", NS, { spec: { runStrategy: "Halted" } });
+    await until("stopped", async () => (await getXd("web")).status?.phase === "Stopped");
+    assert.equal(await sim.getDomain(uuid), undefined);
+  });
+
+  it("restarts a crashed guest with backoff and counts the restart", async () => {
+    const uuid = await bound("crashy", {});
+    await until("running", async () => (await getXd("crashy")).status?.phase === "Running");
+    const domid = (await sim.getDomain(uuid))?.domid;
+    sim.guestEvent(uuid, "crash");
+    await until("crash recorded", async () => (await getXd("crashy")).status?.restartCount === 1);
+    assert.equal((await getXd("crashy")).status?.phase, "CrashLoopBackOff");
+    assert.equal(await sim.getDomain(uuid), undefined, "the crashed domain was cleaned up");
+    await until("restarted after the backoff", async () => (await getXd("crashy")).status?.phase === "Running", 20_000);
+    assert.notEqual((await sim.getDomain(uuid))?.domid, domid);
+  });
+
+  it("adopts its running domains after a restart without restarting them", async () => {
+    const uuid = await bound("steady", {});
+    await until("running", async () => (await getXd("steady")).status?.phase === "Running");
+    const before = await sim.getDomain(uuid);
+    await agent.halt();
+    const sim2 = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files: FILES, stateDir });
+    sim = sim2;
+    agent = newAgent(sim2);
+    await agent.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await sim2.getDomain(uuid);
+    assert.equal(after?.domid, before?.domid, "same domid: not restarted");
+    assert.equal((await getXd("steady")).status?.phase, "Running");
+    assert.equal((await getXd("steady")).status?.restartCount, undefined);
+  });
+
+  it("reports a domain it does not own as an orphan and leaves it alone", async () => {
+    const orphan = await sim.createOrphan("handmade");
+    await until("orphan reported", async () =>
+      ((await client.get<XenHost>(resources.xenHosts, "xen-a")).status?.orphans ?? []).some(
+        (o) => o.uuid === orphan.uuid,
+      ),
+    );
+    const events = await client.list<
+      { metadata: object; reason: string; note: string; regarding: { name: string } } & { metadata: { name?: string } }
+    >(
+      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
+      { namespace: "default" },
+    );
+    assert.ok(
+      events.items.some(
+        (e) => e.reason === "OrphanDomain" && e.regarding.name === "xen-a" && e.note.includes(orphan.uuid),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await sim.getDomain(orphan.uuid))?.domid, orphan.domid, "untouched");
+  });
+
+  it("reports a spec this host cannot run with a Stalled condition and an event, leaving nothing on the host", async () => {
+    const missing = await bound("nokernel", { boot: { kernel: "/boot/missing-vmlinuz" } });
+    const huge = await bound("huge", { memory: "64Gi" });
+    await until("stalled", async () => {
+      const a = await getXd("nokernel");
+      const b = await getXd("huge");
+      return (
+        a.status?.conditions?.some(
+          (c) =>
+            c.type === "Stalled" &&
+            c.status === "True" &&
+            c.reason === "MissingFile" &&
+            c.message.includes("/boot/missing-vmlinuz"),
+        ) === true &&
+        b.status?.conditions?.some(
+          (c) => c.type === "Stalled" && c.status === "True" && c.reason === "InsufficientMemory",
+        ) === true
+      );
+    });
+    assert.equal(await sim.getDomain(missing), undefined);
+    assert.equal(await sim.getDomain(huge), undefined);
+    const events = await client.list<
+      { metadata: object; reason: string; type: string; regarding: { name: string } } & { metadata: { name?: string } }
+    >({ group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true }, { namespace: NS });
+    assert.ok(
+      events.items.some((e) => e.regarding.name === "nokernel" && e.reason === "MissingFile" && e.type === "Warning"),
+    );
+    // Fixing the spec clears it.
+    await client.mergePatch(resources.xenDomains, "nokernel", NS, { spec: { boot: { kernel: "/boot/vmlinuz" } } });
+    await until("runs after the fix", async () => (await getXd("nokernel")).status?.phase === "Running");
+    assert.ok(!(await getXd("nokernel")).status?.conditions?.some((c) => c.type === "Stalled"));
+  });
+
+  it("stops the domain when its XenDomain is deleted, before the finalizer lets it go", async () => {
+    const uuid = await bound("doomed", {});
+    await until("running", async () => (await getXd("doomed")).status?.phase === "Running");
+    await client.delete(resources.xenDomains, "doomed", NS);
+    await until("stopped for deletion", async () => {
+      const xd = await getXd("doomed");
+      return xd.status?.phase === "Terminating" && xd.status.state === "absent";
+    });
+    assert.equal(await sim.getDomain(uuid), undefined);
+    // The operator's part: release the finalizer once the agent reports the domain gone.
+    await client.mergePatch(resources.xenDomains, "doomed", NS, { metadata: { finalizers: null } });
+    await until("gone", async () => (await client.getOrUndefined(resources.xenDomains, "doomed", NS)) === undefined);
+  });
+
+  it("is marked Ready=Unknown by host health once its heartbeat stops", async () => {
+    const metrics = new SdkMetrics();
+    const opClient = new KubeClient(cp.kubeConfig(), { metrics });
+    const { Informer } = await import("@kubexen/sdk");
+    const hosts = new Informer<XenHost>(opClient, resources.xenHosts, { logger: log, metrics });
+    const hh = new HostHealth({
+      client: opClient,
+      hosts,
+      namespace: "kubexen-system",
+      fieldManager: "kubexen-operator",
+      log,
+    });
+    const ctrl = new Controller({ name: "hosthealth", reconcile: (k) => hh.reconcile(k), logger: log, metrics });
+    ctrl.watch(hosts);
+    hosts.start();
+    await hosts.synced();
+    ctrl.start();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      let h = await client.get<XenHost>(resources.xenHosts, "xen-a");
+      assert.equal(
+        h.status?.conditions?.find((c) => c.type === "Ready")?.status,
+        "True",
+        "Ready while the heartbeat runs",
+      );
+      agent.partition();
+      await until(
+        "Ready=Unknown",
+        async () => {
+          h = await client.get<XenHost>(resources.xenHosts, "xen-a");
+          const r = h.status?.conditions?.find((c) => c.type === "Ready");
+          return r?.status === "Unknown" && r.reason === "HeartbeatLost";
+        },
+        15_000,
+      );
+    } finally {
+      await ctrl.stop();
+      await hosts.stop();
+    }
+  });
+});
+
+describe("node agent self-fencing (sim watchdog)", () => {
+  it("resets its host when it cannot renew its Lease for the fence timeout, and not before", async () => {
+    const cp = await startKubexenControlPlane([NS]);
+    const sim = new SimHypervisor({ hostname: "xen-f", memoryMiB: 4096, files: FILES });
+    const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    const agent = new NodeAgent({
+      kubeConfig: cp.kubeConfig(),
+      host: "xen-f",
+      hypervisor: sim,
+      heartbeatIntervalMs: 500,
+      leaseDurationSeconds: 2,
+      logger: log,
+      fencing: { watchdog: new SimWatchdog(sim), fenceTimeoutMs: 2000, watchdogTimeoutMs: 1000 },
+    });
+    try {
+      await agent.start();
+      const uuid = randomUUID();
+      await client.create(resources.xenDomains, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: "fenced", namespace: NS },
+        spec: { memory: "128Mi", boot: { kernel: "/boot/vmlinuz" } },
+      });
+      await client.applyStatus(
+        resources.xenDomains,
+        {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenDomain",
+          metadata: { name: "fenced", namespace: NS },
+          status: { host: "xen-f", uuid },
+        },
+        "test-scheduler",
+      );
+      await until("running", async () => (await sim.getDomain(uuid))?.state === "running");
+      // With a healthy heartbeat, the watchdog is fed well past its timeout.
+      await new Promise((r) => setTimeout(r, 3500));
+      assert.equal(sim.watchdogResets, 0);
+      assert.ok(await sim.getDomain(uuid));
+      const cutAt = Date.now();
+      agent.partition();
+      await until("host reset by its watchdog", async () => sim.watchdogResets === 1, 10_000);
+      const elapsed = Date.now() - cutAt;
+      assert.ok(elapsed >= 2000, `fenced after ${elapsed} ms, not before the fence timeout`);
+      assert.ok(agent.isFenced);
+      assert.deepEqual(await sim.listDomains(), [], "the reset destroyed every domain");
+    } finally {
+      await agent.halt();
+      await cp.stop();
+    }
+  });
+});

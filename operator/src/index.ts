@@ -1,0 +1,1 @@
+export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
