@@ -31,4 +31,12 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.KUBEXEN_TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
-step("tests", process.execPath, [`--test-concurrency=${concurrency}`, "--test-reporter=spec", "--test", ...files]);
+// --test-force-exit: a failed test's open handles must not hang the run; each test gets 15 min at most.
+step("tests", process.execPath, [
+  `--test-concurrency=${concurrency}`,
+  "--test-force-exit",
+  "--test-timeout=900000",
+  "--test-reporter=spec",
+  "--test",
+  ...files,
+]);

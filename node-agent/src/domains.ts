@@ -301,21 +301,11 @@ export class DomainController {
       },
       d.fieldManager,
     );
-    if (written.metadata.resourceVersion !== xd.metadata.resourceVersion) await this.readOwnWrite(xd);
-    return written;
-  }
-
-  /**
-   * Waits until the informer's cache holds our write (or something newer), so
-   * the next reconcile does not decide from the status as it was before it.
-   */
-  private async readOwnWrite(xd: XenDomain): Promise<void> {
-    const key = `${xd.metadata.namespace}/${xd.metadata.name}`;
-    const before = xd.metadata.resourceVersion;
-    const end = Date.now() + 5000;
-    while (Date.now() < end && this.d.informer.get(key)?.metadata.resourceVersion === before) {
-      await new Promise((r) => setTimeout(r, 10));
+    // Read our own write before deciding again: the next reconcile must not see the old status.
+    if (written.metadata.resourceVersion !== xd.metadata.resourceVersion) {
+      await d.informer.waitForChange(`${xd.metadata.namespace}/${xd.metadata.name}`, xd.metadata.resourceVersion);
     }
+    return written;
   }
 }
 

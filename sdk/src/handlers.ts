@@ -150,11 +150,16 @@ export class ResourceHandlers<T extends KubeObject> {
       await this.stopTasks(key);
       if (!hasFinalizer(obj, this.o.finalizer)) return;
       const ok = await this.run(this.deletes, obj, { log, signal, retries }, "delete");
-      if (ok) await removeFinalizer(this.o.client, this.o.resource, obj, this.o.finalizer);
+      if (ok) {
+        await removeFinalizer(this.o.client, this.o.resource, obj, this.o.finalizer);
+        await this.o.informer.waitForChange(key, obj.metadata.resourceVersion);
+      }
       return;
     }
     if (this.deletes.length && !hasFinalizer(obj, this.o.finalizer)) {
       await addFinalizer(this.o.client, this.o.resource, obj, this.o.finalizer);
+      await this.o.informer.waitForChange(key, obj.metadata.resourceVersion);
+      return undefined; // Decide again from the object with its finalizer.
     }
     const now = essence(obj, this.annotation);
     const lastText = obj.metadata.annotations?.[this.annotation];
@@ -233,6 +238,7 @@ export class ResourceHandlers<T extends KubeObject> {
     await this.o.client.mergePatch(this.o.resource, name, namespace, {
       metadata: { annotations: { [this.annotation]: JSON.stringify(state) } },
     });
+    await this.o.informer.waitForChange(`${namespace ? `${namespace}/` : ""}${name}`, obj.metadata.resourceVersion);
   }
 
   private startTasks(key: string): void {

@@ -97,6 +97,20 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.cache.get(key);
   }
 
+  /**
+   * Waits until the cached object under `key` is no longer at `resourceVersion`
+   * (changed or gone): after writing an object, so that the next decision is
+   * made from the write and not from the stale cache. Gives up after `timeoutMs`.
+   */
+  async waitForChange(key: string, resourceVersion: string | undefined, timeoutMs = 5000): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (this.cache.get(key)?.metadata.resourceVersion === resourceVersion) {
+      if (Date.now() >= end) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
   list(): T[] {
     return [...this.cache.values()];
   }
