@@ -32,7 +32,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** Issues a certificate signed by `ca`; `subject` is an openssl -subj string. */
-async function issue(dir: string, ca: KeyPair, name: string, subject: string, ext: string): Promise<KeyPair> {
+export async function issue(dir: string, ca: KeyPair, name: string, subject: string, ext: string): Promise<KeyPair> {
   const keyFile = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const certFile = join(dir, `${name}.crt`);
@@ -64,9 +64,9 @@ async function issue(dir: string, ca: KeyPair, name: string, subject: string, ex
   return { certFile, keyFile };
 }
 
-/** Makes a CA, a serving certificate for 127.0.0.1/localhost, an admin client certificate and SA keys. */
-export async function makePki(dir: string): Promise<Pki> {
-  const ca: KeyPair = { certFile: join(dir, "ca.crt"), keyFile: join(dir, "ca.key") };
+/** A self-signed CA named `name` in `dir` (files <name>.crt and <name>.key). */
+export async function makeCa(dir: string, name = "ca"): Promise<KeyPair> {
+  const ca: KeyPair = { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
   await openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca.keyFile], dir);
   await openssl(
     [
@@ -76,7 +76,7 @@ export async function makePki(dir: string): Promise<Pki> {
       "-key",
       ca.keyFile,
       "-subj",
-      "/CN=kubexen-test-ca",
+      `/CN=kubexen-${name}`,
       "-days",
       "30",
       "-sha256",
@@ -85,6 +85,28 @@ export async function makePki(dir: string): Promise<Pki> {
     ],
     dir,
   );
+  return ca;
+}
+
+/** A certificate for a Xen host's agent: CN is the host, usable as TLS client and server. */
+export function issueHostCert(dir: string, ca: KeyPair, host: string): Promise<KeyPair> {
+  return issue(
+    dir,
+    ca,
+    `host-${host}`,
+    `/CN=${host}`,
+    [
+      "basicConstraints=CA:FALSE",
+      "keyUsage=digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth,clientAuth",
+      `subjectAltName=DNS:${host},IP:127.0.0.1`,
+    ].join("\n"),
+  );
+}
+
+/** Makes a CA, a serving certificate for 127.0.0.1/localhost, an admin client certificate and SA keys. */
+export async function makePki(dir: string): Promise<Pki> {
+  const ca = await makeCa(dir);
   const server = await issue(
     dir,
     ca,

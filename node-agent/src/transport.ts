@@ -1,0 +1,222 @@
+// The migration stream between agents: mutual TLS with certificates from the
+// cluster's migration CA (each agent's certificate names its host), plus a
+// one-time token bound to the XenMigration, derived by both agents from a
+// shared key: HMAC(key, uid:source:target). The target accepts a stream only
+// for a migration the operator assigned to it, from the certificate of that
+// migration's source host, once.
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { Duplex } from "node:stream";
+import { connect, createServer, type PeerCertificate, type Server, type TLSSocket } from "node:tls";
+
+export interface TlsFiles {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
+export interface MigrationHello {
+  /** namespace/name of the XenMigration. */
+  migration: string;
+  uid: string;
+  token: string;
+}
+
+export function migrationToken(key: string | Buffer, uid: string, source: string, target: string): string {
+  return createHmac("sha256", key).update(`${uid}:${source}:${target}`).digest("hex");
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export const peerHost = (cert: PeerCertificate | undefined): string | undefined => {
+  const cn = cert?.subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
+};
+
+/** Reads one newline-terminated line, leaving the rest of the stream unread. */
+function readLine(sock: TLSSocket, max = 4096, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const t = setTimeout(() => done(new Error("no handshake line in time")), timeoutMs);
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const i = buf.indexOf(10);
+      if (i >= 0) {
+        const rest = buf.subarray(i + 1);
+        if (rest.length) sock.unshift(rest);
+        done(undefined, buf.subarray(0, i).toString());
+      } else if (buf.length > max) done(new Error("handshake line too long"));
+    };
+    const onEnd = () => done(new Error("stream closed during the handshake"));
+    function done(err?: Error, line?: string) {
+      clearTimeout(t);
+      sock.off("data", onData);
+      sock.off("end", onEnd);
+      sock.off("close", onEnd);
+      sock.pause();
+      err ? reject(err) : resolve(line ?? "");
+    }
+    sock.on("data", onData);
+    sock.once("end", onEnd);
+    sock.once("close", onEnd);
+  });
+}
+
+export interface Admission {
+  /** The migration as the target agent knows it, if assigned to it. */
+  lookup(migration: string): { uid: string; source: string; target: string; acceptable: boolean } | undefined;
+}
+
+export interface MigrationServerOptions {
+  tls: TlsFiles;
+  host: string;
+  tokenKey: string | Buffer;
+  admission: Admission;
+  onAccept: (migration: string, stream: TLSSocket) => void;
+  onDeny?: (reason: string, peer: string | undefined) => void;
+}
+
+/** The target side: listens for migration streams. */
+export class MigrationServer {
+  private readonly server: Server;
+  private readonly used = new Set<string>();
+  private readonly o: MigrationServerOptions;
+
+  constructor(o: MigrationServerOptions) {
+    this.o = o;
+    this.server = createServer(
+      { ...o.tls, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" },
+      (sock) => void this.handle(sock),
+    );
+    this.server.on("tlsClientError", (err, sock) => {
+      o.onDeny?.(`TLS: ${err.message}`, undefined);
+      sock.destroy();
+    });
+  }
+
+  listen(port: number, host = "0.0.0.0"): Promise<number> {
+    return new Promise((resolve) =>
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port)),
+    );
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  private async handle(sock: TLSSocket): Promise<void> {
+    const peer = peerHost(sock.getPeerCertificate());
+    const deny = (reason: string) => {
+      this.o.onDeny?.(reason, peer);
+      sock.end(`DENY ${reason}\n`);
+    };
+    let hello: MigrationHello;
+    try {
+      hello = JSON.parse(await readLine(sock)) as MigrationHello;
+    } catch (err) {
+      return deny(`bad handshake: ${(err as Error).message}`);
+    }
+    const m = this.o.admission.lookup(hello.migration);
+    if (!m || m.target !== this.o.host) return deny(`migration ${hello.migration} is not assigned to ${this.o.host}`);
+    if (!m.acceptable) return deny(`migration ${hello.migration} is not ready to receive`);
+    if (m.uid !== hello.uid) return deny(`migration ${hello.migration} has another uid`);
+    if (peer !== m.source) return deny(`certificate of ${peer ?? "nobody"} is not the migration's source ${m.source}`);
+    if (!sameToken(hello.token ?? "", migrationToken(this.o.tokenKey, m.uid, m.source, m.target)))
+      return deny("invalid token");
+    if (this.used.has(m.uid)) return deny("token already used");
+    this.used.add(m.uid);
+    sock.write("OK\n");
+    sock.resume();
+    this.o.onAccept(hello.migration, sock);
+  }
+}
+
+/** The source side: connects to the target agent and passes the handshake. */
+export async function connectMigration(o: {
+  endpoint: string;
+  tls: TlsFiles;
+  /** The target's host name, which its certificate must carry. */
+  targetHost: string;
+  hello: MigrationHello;
+  timeoutMs?: number;
+}): Promise<TLSSocket> {
+  const i = o.endpoint.lastIndexOf(":");
+  const host = o.endpoint.slice(0, i);
+  const port = Number(o.endpoint.slice(i + 1));
+  const sock = connect({
+    host,
+    port,
+    ...o.tls,
+    minVersion: "TLSv1.3",
+    servername: /^[\d.]+$/.test(host) ? undefined : host,
+    // Identity is the host name in the certificate, not the address we dialled.
+    checkServerIdentity: (_h, cert) =>
+      peerHost(cert) === o.targetHost
+        ? undefined
+        : new Error(`target certificate is for ${peerHost(cert)}, expected ${o.targetHost}`),
+  });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no TLS connection to ${o.endpoint} in time`)), o.timeoutMs ?? 10_000);
+    sock.once("secureConnect", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    sock.once("error", (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+  sock.write(`${JSON.stringify(o.hello)}\n`);
+  const answer = await readLine(sock).catch((e: Error) => `DENY ${e.message}`);
+  if (answer !== "OK") {
+    sock.destroy();
+    throw new Error(`target ${o.targetHost} refused the migration: ${answer.replace(/^DENY /, "")}`);
+  }
+  sock.resume();
+  return sock;
+}
+
+/** A Duplex over `inner` whose writes are paced to `bytesPerSec` (reads pass through). */
+export function throttled(inner: Duplex, bytesPerSec: number): Duplex {
+  let start = Date.now();
+  let sent = 0;
+  const outer = new Duplex({
+    write(chunk: Buffer, _enc, cb) {
+      sent += chunk.length;
+      const due = start + (sent / bytesPerSec) * 1000;
+      const wait = due - Date.now();
+      const go = () => (inner.write(chunk) ? cb() : inner.once("drain", () => cb()));
+      if (wait > 0) setTimeout(go, wait);
+      else {
+        if (wait < -1000) {
+          // Idle time does not turn into a burst.
+          start = Date.now() - (sent / bytesPerSec) * 1000;
+        }
+        go();
+      }
+    },
+    final(cb) {
+      inner.end();
+      cb();
+    },
+    read() {
+      inner.resume();
+    },
+    destroy(err, cb) {
+      inner.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  inner.on("data", (d: Buffer) => {
+    if (!outer.push(d)) inner.pause();
+  });
+  inner.on("end", () => outer.push(null));
+  inner.on("error", (e) => outer.destroy(e));
+  inner.on("close", () => {
+    if (!outer.destroyed) outer.destroy();
+  });
+  return outer;
+}

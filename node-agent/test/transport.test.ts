@@ -1,0 +1,156 @@
+// The migration stream between agents: mutual TLS from the cluster's
+// migration CA, a one-time token bound to the migration, refusals for the
+// wrong token, certificate, host or migration, and a bandwidth limit.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { TLSSocket } from "node:tls";
+import { issueHostCert, makeCa } from "@kubexen/e2e";
+import { SimHypervisor } from "@kubexen/hypervisor";
+import { connectMigration, MigrationServer, migrationToken, type TlsFiles, throttled } from "../src/transport.ts";
+
+const KEY = "cluster-migration-token-key";
+const UID = randomUUID();
+
+describe("migration transport", () => {
+  let dir: string;
+  const tls: Record<string, TlsFiles> = {};
+  let server: MigrationServer;
+  let port: number;
+  const accepted: Array<[string, TLSSocket]> = [];
+  const denied: string[] = [];
+  const assigned = new Map<string, { uid: string; source: string; target: string; acceptable: boolean }>([
+    ["ns/m1", { uid: UID, source: "xen-a", target: "xen-b", acceptable: true }],
+  ]);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "kubexen-transport-"));
+    const ca = await makeCa(dir, "migration-ca");
+    const evilCa = await makeCa(dir, "evil-ca");
+    const files = (p: { certFile: string; keyFile: string }, caFile: string): TlsFiles => ({
+      cert: readFileSync(p.certFile),
+      key: readFileSync(p.keyFile),
+      ca: readFileSync(caFile),
+    });
+    for (const h of ["xen-a", "xen-b", "xen-c", "mallory"])
+      tls[h] = files(await issueHostCert(dir, ca, h), ca.certFile);
+    tls.evil = files(await issueHostCert(dir, evilCa, "xen-a"), ca.certFile);
+    server = new MigrationServer({
+      tls: tls["xen-b"] as TlsFiles,
+      host: "xen-b",
+      tokenKey: KEY,
+      admission: { lookup: (m) => assigned.get(m) },
+      onAccept: (m, s) => accepted.push([m, s]),
+      onDeny: (reason) => denied.push(reason),
+    });
+    port = await server.listen(0, "127.0.0.1");
+  });
+  after(async () => {
+    for (const [, s] of accepted) s.destroy();
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const connectAs = (
+    who: string,
+    hello: { migration?: string; uid?: string; token?: string } = {},
+    targetHost = "xen-b",
+  ) =>
+    connectMigration({
+      endpoint: `127.0.0.1:${port}`,
+      tls: tls[who] as TlsFiles,
+      targetHost,
+      hello: { migration: "ns/m1", uid: UID, token: migrationToken(KEY, UID, "xen-a", "xen-b"), ...hello },
+    });
+
+  it("refuses a wrong token", async () => {
+    await assert.rejects(connectAs("xen-a", { token: "0".repeat(64) }), /refused the migration: invalid token/);
+  });
+
+  it("refuses a certificate from another CA", async () => {
+    const before = accepted.length;
+    await assert.rejects(connectAs("evil"));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(
+      denied.some((d) => d.startsWith("TLS:")),
+      `the server logged a TLS refusal: ${denied.join("; ")}`,
+    );
+    assert.equal(accepted.length, before);
+  });
+
+  it("refuses a valid certificate of another host, even with the right token", async () => {
+    await assert.rejects(connectAs("mallory"), /certificate of mallory is not the migration's source xen-a/);
+  });
+
+  it("refuses a migration not assigned to this host, or not ready", async () => {
+    await assert.rejects(connectAs("xen-a", { migration: "ns/other" }), /is not assigned to xen-b/);
+    assigned.set("ns/m2", { uid: "u2", source: "xen-a", target: "xen-b", acceptable: false });
+    await assert.rejects(
+      connectAs("xen-a", { migration: "ns/m2", uid: "u2", token: migrationToken(KEY, "u2", "xen-a", "xen-b") }),
+      /not ready to receive/,
+    );
+  });
+
+  it("refuses to talk to a target whose certificate names another host", async () => {
+    await assert.rejects(connectAs("xen-a", {}, "xen-c"), /target certificate is for xen-b, expected xen-c/);
+  });
+
+  it("accepts the assigned migration from its source once, and carries a live migration", async () => {
+    const a = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096 });
+    const b = new SimHypervisor({ hostname: "xen-b", memoryMiB: 4096 });
+    const uuid = randomUUID();
+    await a.create({
+      name: "ns.g",
+      uuid,
+      macs: [],
+      spec: {
+        type: "pvh",
+        vcpus: 1,
+        memory: "256Mi",
+        boot: { kernel: "/k" },
+        priority: 0,
+        runStrategy: "Always",
+        powerState: "Running",
+        evictionStrategy: "LiveMigrate",
+        terminationGracePeriodSeconds: 10,
+      },
+    });
+    const src = await connectAs("xen-a");
+    assert.equal(accepted.length, 1);
+    const [name, dst] = accepted[0] as [string, TLSSocket];
+    assert.equal(name, "ns/m1");
+    const [stats, got] = await Promise.all([a.migrateSend(uuid, src), b.migrateReceive(dst)]);
+    assert.equal(got.uuid, uuid);
+    assert.ok(stats.bytes >= 256 * 2 ** 20);
+    assert.equal(await a.getDomain(uuid), undefined);
+    // The token is spent.
+    await assert.rejects(connectAs("xen-a"), /token already used/);
+  });
+
+  it("limits bandwidth when asked", async () => {
+    const { createServer, connect } = await import("node:net");
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    const peer = new Promise<import("node:net").Socket>((r) => srv.once("connection", r));
+    const sock = connect((srv.address() as { port: number }).port, "127.0.0.1");
+    const sink = await peer;
+    let got = 0;
+    const received = new Promise<void>((r) => sink.on("end", () => r()));
+    sink.on("data", (d: Buffer) => {
+      got += d.length;
+    });
+    const t = throttled(sock, 4 * 2 ** 20);
+    const t0 = Date.now();
+    for (let i = 0; i < 32; i++)
+      await new Promise<void>((r) => (t.write(Buffer.alloc(64 * 1024)) ? r() : t.once("drain", () => r())));
+    await new Promise<void>((r) => t.end(() => r()));
+    await received;
+    const elapsed = Date.now() - t0;
+    srv.close();
+    assert.equal(got, 2 * 2 ** 20);
+    assert.ok(elapsed >= 400, `2 MiB at 4 MiB/s took ${elapsed} ms: the limit was not applied`);
+  });
+});
