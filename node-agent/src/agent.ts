@@ -9,6 +9,8 @@ import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { hostStatus, OrphanReporter, registerHost } from "./host.ts";
+import { MigrationRoles } from "./migrations.ts";
+import { MigrationServer, type TlsFiles } from "./transport.ts";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -26,6 +28,8 @@ export interface AgentOptions {
   /** Self-fencing; omit to disable (only for hosts whose domains must never be restarted elsewhere automatically). */
   fencing?: { watchdog: Watchdog; fenceTimeoutMs: number; watchdogTimeoutMs: number };
   saveDir?: string;
+  /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
+  migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
   workers?: number;
   metricsPort?: number;
   logger?: Logger;
@@ -46,6 +50,7 @@ export class NodeAgent {
   private readonly heartbeat: Heartbeat;
   private readonly fencer: Fencer | undefined;
   private readonly orphans = new OrphanReporter();
+  private readonly migrationServer: MigrationServer | undefined;
   private hostInfo: HostInfo | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
@@ -109,6 +114,38 @@ export class NodeAgent {
       onRenew: (at) => this.fencer?.renewed(at),
     });
     if (o.fencing) this.fencer = new Fencer({ ...o.fencing, log: this.log });
+    if (o.migration) {
+      const roles = new MigrationRoles({
+        host: o.host,
+        client: this.manager.client,
+        hv: o.hypervisor,
+        outgoing: this.outgoing,
+        incoming: this.incoming,
+        tls: o.migration.tls,
+        tokenKey: o.migration.tokenKey,
+        fieldManager: this.fieldManager,
+        hostInfo: () => this.hostInfo,
+        log: this.log,
+      });
+      const mc = new Controller({
+        name: "migrations",
+        concurrency: 4,
+        logger: this.log,
+        metrics: this.manager.metrics,
+        reconcile: (key) => roles.reconcile(key),
+      });
+      mc.watch(this.outgoing);
+      mc.watch(this.incoming);
+      this.manager.add(mc);
+      this.migrationServer = new MigrationServer({
+        tls: o.migration.tls,
+        host: o.host,
+        tokenKey: o.migration.tokenKey,
+        admission: roles,
+        onAccept: (name, stream) => roles.accept(name, stream),
+        onDeny: (reason, peer) => this.log.warn({ reason, peer }, "refused a migration stream"),
+      });
+    }
   }
 
   /** UUIDs of domains in a live migration to or from this host. */
@@ -132,6 +169,8 @@ export class NodeAgent {
     await this.heartbeat.renew();
     this.heartbeat.start();
     this.fencer?.start();
+    if (this.migrationServer && this.o.migration)
+      await this.migrationServer.listen(this.o.migration.listenPort, this.o.migration.listenHost);
     this.unwatch = this.o.hypervisor.watch((e) => {
       const d = this.domains.list().find((x) => x.status?.uuid === e.uuid);
       if (d) this.controller.enqueue(objectKey(d));
@@ -187,6 +226,7 @@ export class NodeAgent {
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     this.heartbeat.stop();
+    await this.migrationServer?.close();
     await this.manager.stop();
     this.fencer?.stop();
   }
@@ -197,6 +237,7 @@ export class NodeAgent {
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     this.heartbeat.stop();
+    await this.migrationServer?.close();
     await this.manager.stop();
   }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // kubexen-node-agent: one per Xen host, in its dom0 (a DaemonSet pod or a
 // systemd service with a kubeconfig bound to the host's ServiceAccount).
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hypervisor";
@@ -24,6 +25,12 @@ const { values } = parseArgs({
     "sim-memory-mib": { type: "string", default: "65536" },
     "sim-cpus": { type: "string", default: "16" },
     "sim-state-dir": { type: "string" },
+    "migration-listen": { type: "string", default: "0.0.0.0:9443" },
+    "tls-cert": { type: "string", default: "/etc/kubexen/migration/tls.crt" },
+    "tls-key": { type: "string", default: "/etc/kubexen/migration/tls.key" },
+    "tls-ca": { type: "string", default: "/etc/kubexen/migration/ca.crt" },
+    "token-key": { type: "string", default: "/etc/kubexen/migration/token.key" },
+    "no-migration": { type: "boolean", default: false },
   },
 });
 
@@ -76,7 +83,30 @@ else if (fencingKind === "sim") {
   watchdog = new SimWatchdog(hv);
 }
 
+function migrationConfig() {
+  if (values["no-migration"]) return undefined;
+  const listen = values["migration-listen"] ?? "0.0.0.0:9443";
+  const i = listen.lastIndexOf(":");
+  const read = (flag: "tls-cert" | "tls-key" | "tls-ca" | "token-key") => {
+    try {
+      return readFileSync(values[flag] ?? "");
+    } catch (err) {
+      console.error(
+        `kubexen-node-agent: --${flag} ${values[flag]}: ${(err as Error).message} (or pass --no-migration)`,
+      );
+      process.exit(2);
+    }
+  };
+  return {
+    tls: { cert: read("tls-cert"), key: read("tls-key"), ca: read("tls-ca") },
+    tokenKey: read("token-key"),
+    listenHost: listen.slice(0, i),
+    listenPort: Number(listen.slice(i + 1)),
+  };
+}
+
 const agent = new NodeAgent({
+  migration: migrationConfig(),
   kubeConfig,
   host: a.host,
   hypervisor: hv,

@@ -341,3 +341,120 @@ describe("node agent self-fencing (sim watchdog)", () => {
     }
   });
 });
+
+describe("node agents migrating a domain between them (the test plays the operator)", () => {
+  it("admits, sends with progress, receives, and reports both sides; the domain runs on one host at every moment", async () => {
+    const { mkdtempSync: mk, readFileSync } = await import("node:fs");
+    const { issueHostCert, makeCa } = await import("@kubexen/e2e");
+    const dir = mk(join(tmpdir(), "kubexen-mig-"));
+    const ca = await makeCa(dir, "migration-ca");
+    const tlsFor = async (h: string) => {
+      const p = await issueHostCert(dir, ca, h);
+      return { cert: readFileSync(p.certFile), key: readFileSync(p.keyFile), ca: readFileSync(ca.certFile) };
+    };
+    const cp = await startKubexenControlPlane([NS]);
+    const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    const { freePort } = await import("@kubexen/e2e");
+    const hosts = ["xen-a", "xen-b"] as const;
+    const sims = Object.fromEntries(
+      hosts.map((h) => [h, new SimHypervisor({ hostname: h, memoryMiB: 4096, files: FILES })]),
+    ) as Record<string, SimHypervisor>;
+    const agents: NodeAgent[] = [];
+    try {
+      for (const h of hosts) {
+        const port = await freePort();
+        const a = new NodeAgent({
+          kubeConfig: cp.kubeConfig(),
+          host: h,
+          hypervisor: sims[h] as SimHypervisor,
+          logger: log,
+          heartbeatIntervalMs: 1000,
+          reportIntervalMs: 500,
+          migrationEndpoint: `127.0.0.1:${port}`,
+          migration: { tls: await tlsFor(h), tokenKey: "k3y", listenPort: port, listenHost: "127.0.0.1" },
+        });
+        await a.start();
+        agents.push(a);
+      }
+      const uuid = randomUUID();
+      await client.create(resources.xenDomains, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: "mover", namespace: NS },
+        spec: { memory: "256Mi", boot: { kernel: "/boot/vmlinuz" } },
+      });
+      const bind = (host: string) =>
+        client.applyStatus(
+          resources.xenDomains,
+          {
+            apiVersion: "kubexen.io/v1alpha1",
+            kind: "XenDomain",
+            metadata: { name: "mover", namespace: NS },
+            status: { host, uuid },
+          },
+          "test-scheduler",
+        );
+      await bind("xen-a");
+      await until("running on a", async () => (await sims["xen-a"]?.getDomain(uuid))?.state === "running");
+      const overlap: string[] = [];
+      const sampler = setInterval(async () => {
+        const running = [];
+        for (const h of hosts) if ((await sims[h]?.getDomain(uuid))?.state === "running") running.push(h);
+        if (running.length > 1) overlap.push(running.join("+"));
+      }, 5);
+
+      await client.create(resources.xenMigrations, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: "move-1", namespace: NS },
+        spec: { domain: "mover", targetHost: "xen-b" },
+      });
+      const op = (status: Record<string, unknown>) =>
+        client.applyStatus(
+          resources.xenMigrations,
+          {
+            apiVersion: "kubexen.io/v1alpha1",
+            kind: "XenMigration",
+            metadata: { name: "move-1", namespace: NS },
+            status,
+          },
+          "test-operator",
+        );
+      const mig = () => client.get<import("@kubexen/crds").XenMigration>(resources.xenMigrations, "move-1", NS);
+      const cond = async (t: string) => (await mig()).status?.conditions?.find((c) => c.type === t);
+      await op({
+        phase: "PreparingTarget",
+        sourceHost: "xen-a",
+        targetHost: "xen-b",
+        domainUUID: uuid,
+        memoryMiB: 256,
+      });
+      await until("target ready", async () => (await cond("TargetReady"))?.status === "True");
+      await op({ phase: "Transferring", sourceHost: "xen-a", targetHost: "xen-b", domainUUID: uuid, memoryMiB: 256 });
+      await until(
+        "both sides reported",
+        async () => (await cond("SourceDone"))?.status === "True" && (await cond("TargetRunning"))?.status === "True",
+        30_000,
+      );
+      const m = await mig();
+      assert.ok((m.status?.bytesTransferred ?? 0) >= 256 * 2 ** 20, "bytes reported");
+      assert.ok((m.status?.downtimeMs ?? 0) > 0, "downtime reported");
+      // The operator's handover: the XenDomain now belongs to xen-b.
+      await bind("xen-b");
+      await op({ phase: "Succeeded", sourceHost: "xen-a", targetHost: "xen-b", domainUUID: uuid, memoryMiB: 256 });
+      await until("reported running on b", async () => {
+        const xd = await client.get<XenDomain>(resources.xenDomains, "mover", NS);
+        return xd.status?.phase === "Running" && xd.status.domid === (await sims["xen-b"]?.getDomain(uuid))?.domid;
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      clearInterval(sampler);
+      assert.equal(await sims["xen-a"]?.getDomain(uuid), undefined, "the source did not restart it");
+      assert.equal((await sims["xen-b"]?.getDomain(uuid))?.state, "running");
+      assert.deepEqual(overlap, [], "never running on both hosts");
+    } finally {
+      for (const a of agents) await a.stop();
+      await cp.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

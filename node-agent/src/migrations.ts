@@ -1,0 +1,223 @@
+// The agent's part of a live migration. The operator drives the XenMigration
+// through its phases; the two agents answer through conditions under their
+// own field managers:
+//   PreparingTarget: the target checks it can take the domain (memory, guest
+//     type) and sets TargetReady; its migration server now accepts exactly this
+//     migration from the source's certificate, with the migration's token.
+//   Transferring: the source connects, sends (progress in status), and sets
+//     SourceDone; the target sets TargetRunning once the domain runs there.
+// The operator hands the XenDomain to the target only when both reported.
+import type { TLSSocket } from "node:tls";
+import { resources, type XenHost, type XenMigration } from "@kubexen/crds";
+import { type HostInfo, type Hypervisor, MigrationError } from "@kubexen/hypervisor";
+import {
+  type Condition,
+  errorMessage,
+  getCondition,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  type ReconcileResult,
+  setCondition,
+} from "@kubexen/sdk";
+import { type Admission, connectMigration, migrationToken, type TlsFiles, throttled } from "./transport.ts";
+
+export interface MigrationRoleDeps {
+  host: string;
+  client: KubeClient;
+  hv: Hypervisor;
+  outgoing: Informer<XenMigration>;
+  incoming: Informer<XenMigration>;
+  tls: TlsFiles;
+  tokenKey: string | Buffer;
+  fieldManager: string;
+  hostInfo: () => HostInfo | undefined;
+  log: Logger;
+}
+
+const ACTIVE = new Set(["PreparingTarget", "Transferring"]);
+const conds = (m: XenMigration) => (m.status?.conditions ?? []) as Condition[];
+const keyOf = (m: XenMigration) => `${m.metadata.namespace}/${m.metadata.name}`;
+
+export class MigrationRoles implements Admission {
+  private readonly d: MigrationRoleDeps;
+  private readonly sending = new Map<string, AbortController>();
+  private readonly receiving = new Set<string>();
+
+  constructor(d: MigrationRoleDeps) {
+    this.d = d;
+  }
+
+  /** Admission for the migration server: is this migration assigned to us, and ready? */
+  lookup(name: string): ReturnType<Admission["lookup"]> {
+    const m = this.d.incoming.get(name);
+    if (!m?.status?.sourceHost || !m.status.targetHost || !m.metadata.uid) return undefined;
+    const ready = getCondition(conds(m), "TargetReady")?.status === "True";
+    return {
+      uid: m.metadata.uid,
+      source: m.status.sourceHost,
+      target: m.status.targetHost,
+      acceptable: ready && ACTIVE.has(m.status.phase ?? ""),
+    };
+  }
+
+  /** A stream the server admitted: receive the domain from it. */
+  accept(name: string, stream: TLSSocket): void {
+    if (this.receiving.has(name)) {
+      stream.destroy();
+      return;
+    }
+    this.receiving.add(name);
+    void (async () => {
+      const m = this.d.incoming.get(name);
+      try {
+        const dom = await this.d.hv.migrateReceive(stream);
+        if (m) await this.condition(m, "TargetRunning", "True", "Running", `domid ${dom.domid} on ${this.d.host}`);
+      } catch (err) {
+        this.d.log.warn({ migration: name, err: errorMessage(err) }, "receiving a migration failed");
+        if (m) await this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)).catch(() => {});
+      } finally {
+        this.receiving.delete(name);
+      }
+    })();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const out = this.d.outgoing.get(key);
+    const inc = this.d.incoming.get(key);
+    if (inc && inc.status?.targetHost === this.d.host) await this.asTarget(inc);
+    if (out && out.status?.sourceHost === this.d.host) await this.asSource(out);
+    const phase = (out ?? inc)?.status?.phase;
+    if (phase === "Aborted" || phase === "Failed") this.sending.get(key)?.abort();
+    return undefined;
+  }
+
+  private async asTarget(m: XenMigration): Promise<void> {
+    if (m.status?.phase !== "PreparingTarget" || getCondition(conds(m), "TargetReady")) return;
+    const info = this.d.hostInfo() ?? (await this.d.hv.hostInfo());
+    const need = m.status.memoryMiB ?? 0;
+    const free = (await this.d.hv.hostInfo()).freeMemoryMiB;
+    const dom = m.status.domainUUID ? await this.d.hv.getDomain(m.status.domainUUID) : undefined;
+    if (dom)
+      return this.condition(
+        m,
+        "TargetReady",
+        "False",
+        "AlreadyHere",
+        `a domain with UUID ${dom.uuid} already exists on ${this.d.host}`,
+      );
+    if (need > free)
+      return this.condition(
+        m,
+        "TargetReady",
+        "False",
+        "InsufficientMemory",
+        `${need} MiB needed, ${free} MiB free on ${this.d.host}`,
+      );
+    if (info.liveMigratable.length === 0)
+      return this.condition(
+        m,
+        "TargetReady",
+        "False",
+        "NotMigratable",
+        `${this.d.host} cannot receive live migrations`,
+      );
+    await this.condition(m, "TargetReady", "True", "Ready", `${this.d.host} accepts the stream (${free} MiB free)`);
+  }
+
+  private async asSource(m: XenMigration): Promise<void> {
+    const key = keyOf(m);
+    if (m.status?.phase !== "Transferring" || getCondition(conds(m), "SourceDone") || this.sending.has(key)) return;
+    const { sourceHost, targetHost, domainUUID } = m.status;
+    if (!sourceHost || !targetHost || !domainUUID || !m.metadata.uid) return;
+    const abort = new AbortController();
+    this.sending.set(key, abort);
+    void (async () => {
+      let lastWrite = 0;
+      try {
+        const target = await this.d.client.get<XenHost>(resources.xenHosts, targetHost);
+        const endpoint = target.status?.migrationEndpoint;
+        if (!endpoint) throw new Error(`XenHost ${targetHost} advertises no migration endpoint`);
+        const sock = await connectMigration({
+          endpoint,
+          tls: this.d.tls,
+          targetHost,
+          hello: {
+            migration: key,
+            uid: m.metadata.uid ?? "",
+            token: migrationToken(this.d.tokenKey, m.metadata.uid ?? "", sourceHost, targetHost),
+          },
+        });
+        const bw = m.spec.bandwidthMiBps;
+        const stream = bw ? throttled(sock, bw * 2 ** 20) : sock;
+        const stats = await this.d.hv.migrateSend(domainUUID, stream, {
+          bandwidthMiBps: bw,
+          signal: abort.signal,
+          onProgress: (p) => {
+            if (Date.now() - lastWrite < 1000) return;
+            lastWrite = Date.now();
+            void this.progress(m, { bytesTransferred: p.bytesSent, rounds: p.round, dirtyPages: p.dirtyPages }).catch(
+              () => {},
+            );
+          },
+        });
+        await this.progress(m, {
+          bytesTransferred: stats.bytes,
+          rounds: stats.rounds,
+          downtimeMs: Math.round(stats.downtimeMs),
+          totalTimeMs: Math.round(stats.totalMs),
+        });
+        await this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`);
+      } catch (err) {
+        const ambiguous = err instanceof MigrationError && err.ambiguous;
+        this.d.log.warn({ migration: key, err: errorMessage(err), ambiguous }, "sending a migration failed");
+        await this.condition(m, "SourceDone", "False", ambiguous ? "Ambiguous" : "SendFailed", errorMessage(err)).catch(
+          () => {},
+        );
+      } finally {
+        this.sending.delete(key);
+      }
+    })();
+  }
+
+  private async progress(m: XenMigration, fields: Record<string, number | undefined>): Promise<void> {
+    const status = { ...fields, progressTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") };
+    await this.d.client.applyStatus(
+      resources.xenMigrations,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
+        status,
+      },
+      `${this.d.fieldManager}-progress`,
+    );
+  }
+
+  private async condition(
+    m: XenMigration,
+    type: string,
+    status: "True" | "False",
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const mine = conds(m).filter((c) => c.type === type);
+    const conditions = setCondition(mine, {
+      type,
+      status,
+      reason,
+      message: message.slice(0, 4000),
+      observedGeneration: m.metadata.generation,
+    });
+    await this.d.client.applyStatus(
+      resources.xenMigrations,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
+        status: { conditions },
+      },
+      `${this.d.fieldManager}-${type}`,
+    );
+  }
+}
