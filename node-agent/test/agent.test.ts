@@ -248,7 +248,7 @@ describe("node agent (sim driver)", () => {
     await until("gone", async () => (await client.getOrUndefined(resources.xenDomains, "doomed", NS)) === undefined);
   });
 
-  it("is marked Ready=Unknown by host health once its heartbeat stops", async () => {
+  it("is marked Ready=False by host health once its heartbeat stops", async () => {
     const metrics = new SdkMetrics();
     const opClient = new KubeClient(cp.kubeConfig(), { metrics });
     const { Informer } = await import("@kubexen/sdk");
@@ -275,11 +275,11 @@ describe("node agent (sim driver)", () => {
       );
       agent.partition();
       await until(
-        "Ready=Unknown",
+        "Ready=False",
         async () => {
           h = await client.get<XenHost>(resources.xenHosts, "xen-a");
           const r = h.status?.conditions?.find((c) => c.type === "Ready");
-          return r?.status === "Unknown" && r.reason === "HeartbeatLost";
+          return r?.status === "False" && r.reason === "HeartbeatLost";
         },
         15_000,
       );

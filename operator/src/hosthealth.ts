@@ -1,6 +1,6 @@
 // Host health, as Kubernetes' node lifecycle controller does it for nodes:
 // a XenHost whose agent Lease has not been renewed within its duration is
-// marked Ready=Unknown (HeartbeatLost). The agent sets Ready=True itself
+// marked Ready=False (HeartbeatLost). The agent sets Ready=True itself
 // while it reports.
 import { hostLeaseName, resources, type XenHost } from "@kubexen/crds";
 import {
@@ -51,10 +51,10 @@ export class HostHealth {
     const expiredFor = leaseExpiredForMs(lease, Date.now());
     const ready = getCondition(host.status?.conditions as Condition[] | undefined, "Ready");
     if (expiredFor === undefined || expiredFor > 0) {
-      if (ready?.status !== "Unknown") {
+      if (ready?.status !== "False" || ready.reason !== "HeartbeatLost") {
         const conditions = setCondition(host.status?.conditions as Condition[] | undefined, {
           type: "Ready",
-          status: "Unknown",
+          status: "False",
           reason: "HeartbeatLost",
           message: lease
             ? `the node agent's Lease expired ${Math.round((expiredFor ?? 0) / 1000)} s ago`
@@ -70,7 +70,7 @@ export class HostHealth {
           },
           this.d.fieldManager,
         );
-        this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=Unknown");
+        this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
       }
       return { requeueAfterMs: 5_000 };
     }
