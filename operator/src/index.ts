@@ -1,1 +1,2 @@
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
+export * from "./placement.ts";
