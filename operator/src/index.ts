@@ -1,2 +1,5 @@
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
+export { Lifecycle } from "./lifecycle.ts";
+export { Operator, type OperatorOptions } from "./operator.ts";
 export * from "./placement.ts";
+export { DOMAIN_FINALIZER, SCHEDULER_MANAGER, Scheduler } from "./scheduler.ts";

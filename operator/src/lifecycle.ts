@@ -1,0 +1,31 @@
+// Deletion of XenDomains: the finalizer added at binding holds a deleted
+// XenDomain until its domain is gone from its host (the agent reports
+// state absent), or it was never bound, or its host no longer exists.
+import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
+import {
+  hasFinalizer,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  type ReconcileResult,
+  removeFinalizer,
+} from "@kubexen/sdk";
+import { DOMAIN_FINALIZER } from "./scheduler.ts";
+
+export class Lifecycle {
+  private readonly d: { client: KubeClient; domains: Informer<XenDomain>; hosts: Informer<XenHost>; log: Logger };
+  constructor(d: Lifecycle["d"]) {
+    this.d = d;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const xd = this.d.domains.get(key);
+    if (!xd?.metadata.deletionTimestamp || !hasFinalizer(xd, DOMAIN_FINALIZER)) return undefined;
+    const host = xd.status?.host;
+    const gone = !host || xd.status?.state === "absent" || !this.d.hosts.get(host);
+    if (!gone) return { requeueAfterMs: 5_000 };
+    await removeFinalizer(this.d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
+    this.d.log.info({ key, host }, "domain stopped on its host: released the XenDomain");
+    return undefined;
+  }
+}

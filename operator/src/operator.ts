@@ -1,0 +1,85 @@
+// The operator process: a leader-elected manager running host health, the
+// scheduler and the XenDomain lifecycle. Later controllers (migration,
+// maintenance, balancing, HA) join here.
+import type { KubeConfig } from "@kubernetes/client-node";
+import { resources, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import { Controller, createLogger, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { HostHealth } from "./hosthealth.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { Scheduler } from "./scheduler.ts";
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  namespace?: string;
+  /** Leader election (on by default; off for single-process tests and the demo). */
+  leaderElection?: boolean;
+  identity?: string;
+  metricsPort?: number;
+  exitOnLostLease?: boolean;
+  logger?: Logger;
+}
+
+export class Operator {
+  readonly manager: Manager;
+  constructor(o: OperatorOptions) {
+    const log = o.logger ?? createLogger("kubexen-operator");
+    const namespace = o.namespace ?? "kubexen-system";
+    const mgr = new Manager({
+      kubeConfig: o.kubeConfig,
+      name: "kubexen-operator",
+      logger: log,
+      handleSignals: false,
+      metricsPort: o.metricsPort,
+      exitOnLostLease: o.exitOnLostLease,
+      leaderElection:
+        o.leaderElection === false ? undefined : { namespace, leaseName: "kubexen-operator", identity: o.identity },
+    });
+    this.manager = mgr;
+    const domains = mgr.informer<XenDomain>(resources.xenDomains);
+    const hosts = mgr.informer<XenHost>(resources.xenHosts);
+    const maintenances = mgr.informer<XenMaintenance>(resources.xenMaintenances);
+
+    const health = new HostHealth({ client: mgr.client, hosts, namespace, fieldManager: "kubexen-host-health", log });
+    mgr.add(
+      new Controller({
+        name: "hosthealth",
+        logger: log,
+        metrics: mgr.metrics,
+        reconcile: (k) => health.reconcile(k),
+      }).watch(hosts),
+    );
+
+    const scheduler = new Scheduler({ client: mgr.client, domains, hosts, maintenances, events: mgr.events, log });
+    const sched = new Controller({
+      name: "scheduler",
+      concurrency: 1,
+      logger: log,
+      metrics: mgr.metrics,
+      reconcile: (k) => scheduler.reconcile(k),
+    });
+    // Host and maintenance changes can make waiting domains schedulable.
+    sched.watch(hosts, () => scheduler.pending());
+    sched.watch(maintenances, () => scheduler.pending());
+    // A domain leaving frees room for others.
+    sched.watch(domains, (ev) => (ev.type === "delete" ? scheduler.pending() : objectKey(ev.obj)));
+    mgr.add(sched);
+
+    const lifecycle = new Lifecycle({ client: mgr.client, domains, hosts, log });
+    mgr.add(
+      new Controller({
+        name: "lifecycle",
+        logger: log,
+        metrics: mgr.metrics,
+        reconcile: (k) => lifecycle.reconcile(k),
+      }).watch(domains),
+    );
+  }
+
+  start(): Promise<void> {
+    return this.manager.start();
+  }
+
+  stop(): Promise<void> {
+    return this.manager.stop();
+  }
+}

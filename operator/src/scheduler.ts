@@ -1,0 +1,137 @@
+// The scheduler: binds each unbound XenDomain to a XenHost (status.host),
+// generating its identity (UUID, MACs) in status. Decisions come from
+// placement.ts; bindings not yet visible in the informer are assumed, so two
+// domains bound in a row never overbook a host. An unschedulable domain gets
+// Scheduled=False with the reasons counted per cause, and is retried
+// whenever a host changes.
+import { randomUUID } from "node:crypto";
+import { resources, stableMac, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import {
+  addFinalizer,
+  type Condition,
+  type EventRecorder,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  type ReconcileResult,
+  setCondition,
+} from "@kubexen/sdk";
+import { assume, DEFAULT_OVERCOMMIT, type OvercommitPolicy, place } from "./placement.ts";
+import { hostView, placed, placements, request } from "./views.ts";
+
+export const DOMAIN_FINALIZER = "kubexen.io/domain";
+export const SCHEDULER_MANAGER = "kubexen-scheduler";
+
+export interface SchedulerDeps {
+  client: KubeClient;
+  domains: Informer<XenDomain>;
+  hosts: Informer<XenHost>;
+  maintenances: Informer<XenMaintenance>;
+  events: EventRecorder;
+  log: Logger;
+  policy?: OvercommitPolicy;
+}
+
+export class Scheduler {
+  private readonly d: SchedulerDeps;
+  /** Bindings written but not yet seen by the informer: key -> host. */
+  private readonly assumed = new Map<string, string>();
+  private readonly lastMessage = new Map<string, string>();
+
+  constructor(d: SchedulerDeps) {
+    this.d = d;
+  }
+
+  /** Keys of domains waiting for a host (to retry when hosts change). */
+  pending(): string[] {
+    return this.d.domains
+      .list()
+      .filter((x) => !x.status?.host && !x.metadata.deletionTimestamp)
+      .map((x) => `${x.metadata.namespace}/${x.metadata.name}`);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { d } = this;
+    const xd = d.domains.get(key);
+    if (!xd || xd.metadata.deletionTimestamp) return undefined;
+    if (xd.status?.host) {
+      this.assumed.delete(key);
+      return undefined;
+    }
+    if (this.assumed.has(key)) return undefined;
+    const all = d.domains.list();
+    const current = placements(all);
+    for (const [k, host] of this.assumed) {
+      const obj = d.domains.get(k);
+      if (!obj || obj.status?.host) {
+        this.assumed.delete(k);
+        continue;
+      }
+      assume(current, host, placed(obj));
+    }
+    const maint = d.maintenances.list();
+    const hosts = d.hosts.list().map((h) => hostView(h, maint));
+    const decision = place(request(xd), hosts, current, d.policy ?? DEFAULT_OVERCOMMIT);
+    const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
+    const conds = (xd.status?.conditions ?? []) as Condition[];
+    if ("message" in decision) {
+      const conditions = setCondition(
+        conds.filter((c) => c.type === "Scheduled"),
+        {
+          type: "Scheduled",
+          status: "False",
+          reason: "Unschedulable",
+          message: decision.message,
+          observedGeneration: xd.metadata.generation,
+        },
+      );
+      await d.client.applyStatus(
+        resources.xenDomains,
+        {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenDomain",
+          metadata: meta,
+          status: { phase: "Unschedulable", unschedulableReasons: decision.reasons, conditions },
+        },
+        SCHEDULER_MANAGER,
+      );
+      if (this.lastMessage.get(key) !== decision.message) {
+        this.lastMessage.set(key, decision.message);
+        await d.events.record(xd, "Warning", "FailedScheduling", "Schedule", decision.message);
+      }
+      return { requeueAfterMs: 60_000 };
+    }
+    await addFinalizer(d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
+    const uuid = xd.status?.uuid ?? randomUUID();
+    const interfaces = (xd.spec.networks ?? []).map((n, index) => ({
+      index,
+      mac: n.mac ?? stableMac(uuid, index),
+      bridge: n.bridge,
+    }));
+    const conditions = setCondition(
+      conds.filter((c) => c.type === "Scheduled"),
+      {
+        type: "Scheduled",
+        status: "True",
+        reason: "Bound",
+        message: `bound to ${decision.host}`,
+        observedGeneration: xd.metadata.generation,
+      },
+    );
+    // Omitting phase and unschedulableReasons releases them: the agent reports from here on.
+    await d.client.applyStatus(
+      resources.xenDomains,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: meta,
+        status: { host: decision.host, uuid, interfaces, conditions },
+      },
+      SCHEDULER_MANAGER,
+    );
+    this.assumed.set(key, decision.host);
+    this.lastMessage.delete(key);
+    await d.events.record(xd, "Normal", "Scheduled", "Schedule", `bound to ${decision.host}`);
+    return undefined;
+  }
+}
