@@ -19,7 +19,12 @@ const HOSTS = ["xen-1", "xen-2", "xen-3"];
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (await Promise.resolve().then(fn).catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(fn)
+        .catch(() => false)
+    )
+      return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}`);
