@@ -5,3 +5,4 @@ export { issueHostCert, type KeyPair, makeCa } from "./controlplane/pki.ts";
 export { freePort } from "./controlplane/ports.ts";
 export { logger } from "./log.ts";
 export { pidAlive, type Supervised, startSupervised } from "./supervised.ts";
+export { until } from "./wait.ts";

@@ -6,9 +6,8 @@ import { readdirSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CustomObjectsApi } from "@kubernetes/client-node";
-import { ControlPlane } from "../src/index.ts";
+import { type ControlPlane, startKubexenControlPlane } from "../src/index.ts";
 
-const crdDir = fileURLToPath(new URL("../../crds/generated", import.meta.url));
 const examplesDir = fileURLToPath(new URL("../../examples", import.meta.url));
 
 const domain = (name: string, spec: string) => `apiVersion: kubexen.io/v1alpha1
@@ -296,17 +295,7 @@ bad.push(
 describe("kubexen CRDs on a real API server", () => {
   let cp: ControlPlane;
   before(async () => {
-    cp = await ControlPlane.start();
-    await cp.kubectlOk(["apply", "--server-side", "-f", crdDir]);
-    await cp.kubectlOk([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=kubexen",
-    ]);
-    await cp.kubectlOk(["create", "namespace", "api-test"]);
+    cp = await startKubexenControlPlane(["api-test"]);
   });
   after(async () => {
     await cp?.stop();

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
-import { type ControlPlane, startKubexenControlPlane } from "@kubexen/e2e";
+import { type ControlPlane, startKubexenControlPlane, until } from "@kubexen/e2e";
 import { SimHypervisor } from "@kubexen/hypervisor";
 import { Controller, createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { HostHealth } from "../../operator/src/hosthealth.ts";
@@ -17,20 +17,6 @@ import { NodeAgent, SimWatchdog } from "../src/index.ts";
 const log = createLogger("agent-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "agent-test";
 const FILES = ["/boot/vmlinuz", "/boot/initrd.img", "/var/lib/xen/images/a.img"];
-
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      if (await fn()) return;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
 
 describe("node agent (sim driver)", () => {
   let cp: ControlPlane;

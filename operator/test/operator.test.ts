@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { resources, type XenDomain } from "@kubexen/crds";
-import { type ControlPlane, startKubexenControlPlane } from "@kubexen/e2e";
+import { type ControlPlane, startKubexenControlPlane, until } from "@kubexen/e2e";
 import { SimHypervisor } from "@kubexen/hypervisor";
 import { NodeAgent } from "@kubexen/node-agent";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
@@ -15,20 +15,6 @@ import { Operator } from "../src/index.ts";
 const log = createLogger("operator-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "op-test";
 const HOSTS = ["xen-1", "xen-2", "xen-3"];
-
-async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (
-      await Promise.resolve()
-        .then(fn)
-        .catch(() => false)
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("operator: placement and lifecycle with sim hosts", () => {
   let cp: ControlPlane;

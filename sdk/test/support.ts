@@ -2,6 +2,9 @@
 // integration tests. The SDK is generic, so its tests use their own kind.
 import { KubeConfig } from "@kubernetes/client-node";
 import { ControlPlane } from "@kubexen/e2e";
+
+export { until } from "@kubexen/e2e";
+
 import { createLogger, KubeClient, type KubeObject, type Resource, SdkMetrics } from "../src/index.ts";
 
 export const widgets: Resource = {
@@ -88,15 +91,6 @@ export function widget(
 }
 
 export const quietLogger = createLogger("sdk-test", process.env.LOG_LEVEL ?? "warn");
-
-export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-}
 
 export async function metricValue(
   metrics: SdkMetrics,
