@@ -1,0 +1,125 @@
+// The migration state machine, pure. The controller feeds it each
+// XenMigration with what the domain, the hosts and the two agents report;
+// it answers with the next step. Safety rule: the domain changes hands only
+// when the source reported it gone and the target reported it running; any
+// other failure ends with the domain where it was.
+import type { MigrationPhase } from "@kubexen/crds";
+
+export interface MigrationLimits {
+  cluster: number;
+  outboundPerHost: number;
+  inboundPerHost: number;
+  completionTimeoutPerGiB: number;
+  progressTimeoutSeconds: number;
+}
+
+export const DEFAULT_LIMITS: MigrationLimits = {
+  cluster: 5,
+  outboundPerHost: 2,
+  inboundPerHost: 2,
+  completionTimeoutPerGiB: 150,
+  progressTimeoutSeconds: 150,
+};
+
+export type AgentReport = { status: "True" | "False"; reason: string; message: string } | undefined;
+
+export interface MigrationView {
+  key: string;
+  phase: MigrationPhase;
+  priority: number;
+  createdMs: number;
+  /** Where the domain is (for Pending ones: its current host). */
+  sourceHost?: string;
+  targetHost?: string;
+  requestedTarget?: string;
+  memoryMiB?: number;
+  startedMs?: number;
+  progressMs?: number;
+  targetReady?: AgentReport;
+  sourceDone?: AgentReport;
+  targetRunning?: AgentReport;
+}
+
+const ACTIVE: ReadonlySet<MigrationPhase> = new Set(["Scheduling", "PreparingTarget", "Transferring"]);
+export const isActive = (m: MigrationView) => ACTIVE.has(m.phase);
+export const isFinished = (m: MigrationView) =>
+  m.phase === "Succeeded" || m.phase === "Failed" || m.phase === "Aborted";
+
+/**
+ * Which Pending migrations may start now: highest priority first, then oldest,
+ * within the cluster limit and each source host's outbound limit. (Inbound
+ * limits are enforced when the target is chosen, see `targetHasInboundRoom`.)
+ */
+export function admit(all: MigrationView[], limits: MigrationLimits): string[] {
+  const active = all.filter(isActive);
+  let clusterFree = limits.cluster - active.length;
+  const outbound = new Map<string, number>();
+  for (const m of active) if (m.sourceHost) outbound.set(m.sourceHost, (outbound.get(m.sourceHost) ?? 0) + 1);
+  const pending = all
+    .filter((m) => m.phase === "Pending")
+    .sort((a, b) => b.priority - a.priority || a.createdMs - b.createdMs || a.key.localeCompare(b.key));
+  const admitted: string[] = [];
+  for (const m of pending) {
+    if (clusterFree <= 0) break;
+    const src = m.sourceHost ?? "";
+    if ((outbound.get(src) ?? 0) >= limits.outboundPerHost) continue;
+    admitted.push(m.key);
+    outbound.set(src, (outbound.get(src) ?? 0) + 1);
+    clusterFree--;
+  }
+  return admitted;
+}
+
+/** Whether `host` can take one more incoming migration. */
+export function targetHasInboundRoom(
+  all: MigrationView[],
+  host: string,
+  limits: MigrationLimits,
+  self?: string,
+): boolean {
+  return all.filter((m) => isActive(m) && m.targetHost === host && m.key !== self).length < limits.inboundPerHost;
+}
+
+/** Seconds a transfer of `memoryMiB` may take in all. */
+export function completionTimeoutSeconds(memoryMiB: number, perGiB: number): number {
+  return Math.max(perGiB, Math.ceil((memoryMiB / 1024) * perGiB));
+}
+
+export type Step =
+  | { kind: "wait"; recheckMs?: number }
+  | { kind: "prepare" }
+  | { kind: "transfer" }
+  | { kind: "handover" }
+  | { kind: "fail"; reason: string }
+  | { kind: "abort"; reason: string };
+
+/** The next step of an admitted migration (Scheduling and Pending are the controller's: target choice needs the hosts). */
+export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): Step {
+  if (m.phase === "PreparingTarget") {
+    if (m.targetReady?.status === "True") return { kind: "transfer" };
+    if (m.targetReady?.status === "False")
+      return { kind: "fail", reason: `target ${m.targetHost} cannot receive: ${m.targetReady.message}` };
+    return { kind: "wait", recheckMs: 1000 };
+  }
+  if (m.phase !== "Transferring") return { kind: "wait" };
+  if (m.sourceDone?.status === "True" && m.targetRunning?.status === "True") return { kind: "handover" };
+  if (m.sourceDone?.status === "False" && m.sourceDone.reason !== "Ambiguous") {
+    return {
+      kind: "fail",
+      reason: `transfer failed, the domain keeps running on ${m.sourceHost}: ${m.sourceDone.message}`,
+    };
+  }
+  if (m.targetRunning?.status === "False" && m.sourceDone?.reason !== "Ambiguous") {
+    return { kind: "fail", reason: `the target could not start the domain: ${m.targetRunning.message}` };
+  }
+  // Ambiguous: the source copy is paused and only the target's report can settle it; wait for it.
+  if (m.sourceDone?.reason === "Ambiguous") return { kind: "wait", recheckMs: 2000 };
+  const started = m.startedMs ?? nowMs;
+  const total = completionTimeoutSeconds(m.memoryMiB ?? 1024, limits.completionTimeoutPerGiB) * 1000;
+  if (nowMs - started > total)
+    return { kind: "abort", reason: `no completion within ${total / 1000} s (completion timeout)` };
+  const lastProgress = m.progressMs ?? started;
+  if (nowMs - lastProgress > limits.progressTimeoutSeconds * 1000)
+    return { kind: "abort", reason: `no progress for ${limits.progressTimeoutSeconds} s (progress timeout)` };
+  return { kind: "wait", recheckMs: 1000 };
+}

@@ -1,0 +1,124 @@
+// The migration state machine: admission under every limit, and each
+// phase's next step, including timeouts and the ambiguous handover.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  admit,
+  completionTimeoutSeconds,
+  DEFAULT_LIMITS,
+  isActive,
+  type MigrationView,
+  step,
+  targetHasInboundRoom,
+} from "../src/migration-plan.ts";
+
+const mv = (key: string, o: Partial<MigrationView> = {}): MigrationView => ({
+  key,
+  phase: "Pending",
+  priority: 0,
+  createdMs: 0,
+  sourceHost: "a",
+  ...o,
+});
+const T = (reason = "Ok", message = "") => ({ status: "True" as const, reason, message });
+const F = (reason: string, message = "x") => ({ status: "False" as const, reason, message });
+
+describe("admission", () => {
+  it("admits by priority, then age, within the cluster and outbound limits", () => {
+    const all = [
+      mv("low", { priority: 0, createdMs: 1, sourceHost: "a" }),
+      mv("high", { priority: 10, createdMs: 5, sourceHost: "a" }),
+      mv("old", { priority: 0, createdMs: 0, sourceHost: "b" }),
+      mv("a3", { priority: 5, createdMs: 2, sourceHost: "a" }),
+      mv("busy", { phase: "Transferring", sourceHost: "c", targetHost: "a" }),
+    ];
+    assert.deepEqual(admit(all, { ...DEFAULT_LIMITS, cluster: 5, outboundPerHost: 2 }), ["high", "a3", "old"]);
+    assert.deepEqual(admit(all, { ...DEFAULT_LIMITS, cluster: 2 }), ["high"]);
+  });
+
+  it("never exceeds a limit, whatever the mix (property)", () => {
+    const hosts = ["a", "b", "c", "d"];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            phase: fc.constantFrom("Pending" as const, "Transferring" as const, "Succeeded" as const),
+            src: fc.constantFrom(...hosts),
+            prio: fc.integer({ min: -5, max: 5 }),
+          }),
+          { maxLength: 40 },
+        ),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 3 }),
+        (ms, cluster, outbound) => {
+          const all = ms.map((m, i) =>
+            mv(`m${i}`, { phase: m.phase, sourceHost: m.src, priority: m.prio, createdMs: i }),
+          );
+          const limits = { ...DEFAULT_LIMITS, cluster, outboundPerHost: outbound };
+          const admitted = new Set(admit(all, limits));
+          const after = all.map((m) => (admitted.has(m.key) ? { ...m, phase: "Scheduling" as const } : m));
+          const activeBefore = all.filter(isActive).length;
+          assert.ok(after.filter(isActive).length <= Math.max(cluster, activeBefore));
+          for (const h of hosts) {
+            const before = all.filter((m) => isActive(m) && m.sourceHost === h).length;
+            assert.ok(after.filter((m) => isActive(m) && m.sourceHost === h).length <= Math.max(outbound, before));
+          }
+          // Work-conserving: something pending would fit only if nothing was admitted for a reason.
+          if (admitted.size === 0 && activeBefore < cluster) {
+            for (const m of all.filter((x) => x.phase === "Pending")) {
+              assert.ok(all.filter((x) => isActive(x) && x.sourceHost === m.sourceHost).length >= outbound);
+            }
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("checks a target's inbound room", () => {
+    const all = [
+      mv("x", { phase: "Transferring", targetHost: "t" }),
+      mv("y", { phase: "PreparingTarget", targetHost: "t" }),
+      mv("z", { phase: "Succeeded", targetHost: "t" }),
+    ];
+    assert.equal(targetHasInboundRoom(all, "t", DEFAULT_LIMITS), false);
+    assert.equal(targetHasInboundRoom(all, "t", DEFAULT_LIMITS, "y"), true);
+    assert.equal(targetHasInboundRoom(all, "u", DEFAULT_LIMITS), true);
+  });
+});
+
+describe("steps", () => {
+  const L = DEFAULT_LIMITS;
+  it("moves from PreparingTarget to Transferring only when the target is ready", () => {
+    assert.equal(step(mv("m", { phase: "PreparingTarget" }), 0, L).kind, "wait");
+    assert.equal(step(mv("m", { phase: "PreparingTarget", targetReady: T() }), 0, L).kind, "transfer");
+    const f = step(
+      mv("m", { phase: "PreparingTarget", targetHost: "b", targetReady: F("InsufficientMemory", "2048 MiB needed") }),
+      0,
+      L,
+    );
+    assert.deepEqual(f, { kind: "fail", reason: "target b cannot receive: 2048 MiB needed" });
+  });
+
+  it("hands over only when both agents reported success", () => {
+    const t = (o: Partial<MigrationView>) => step(mv("m", { phase: "Transferring", startedMs: 0, ...o }), 1000, L).kind;
+    assert.equal(t({ sourceDone: T() }), "wait");
+    assert.equal(t({ targetRunning: T() }), "wait");
+    assert.equal(t({ sourceDone: T(), targetRunning: T() }), "handover");
+    assert.equal(t({ sourceDone: F("SendFailed") }), "fail");
+    assert.equal(t({ targetRunning: F("ReceiveFailed") }), "fail");
+    assert.equal(t({ sourceDone: F("Ambiguous") }), "wait", "an ambiguous outcome waits for the target's report");
+    assert.equal(t({ sourceDone: F("Ambiguous"), targetRunning: F("ReceiveFailed") }), "wait");
+  });
+
+  it("aborts on the completion and the progress timeouts", () => {
+    assert.equal(completionTimeoutSeconds(2048, 150), 300);
+    assert.equal(completionTimeoutSeconds(128, 150), 150, "at least one GiB's worth");
+    const s = (now: number, progressMs?: number) =>
+      step(mv("m", { phase: "Transferring", startedMs: 0, memoryMiB: 2048, progressMs }), now, L);
+    assert.equal(s(140_000, 100_000).kind, "wait");
+    assert.deepEqual(s(151_000), { kind: "abort", reason: "no progress for 150 s (progress timeout)" });
+    assert.deepEqual(s(301_000, 300_000), { kind: "abort", reason: "no completion within 300 s (completion timeout)" });
+  });
+});
