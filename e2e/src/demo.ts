@@ -2,18 +2,14 @@
 // etcd on loopback, the CRDs, the operator, and three Xen hosts driven by the
 // sim driver, each with its node agent; then the examples are applied and
 // their progress shown. It stays up, printing the KUBECONFIG, until Ctrl-C.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { resources, type XenDomain } from "@kubexen/crds";
-import { SimHypervisor } from "@kubexen/hypervisor";
-import { NodeAgent } from "@kubexen/node-agent";
+import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
 import { Operator } from "@kubexen/operator";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { installKubexen } from "./cluster.ts";
 import { ControlPlane } from "./controlplane/controlplane.ts";
-import { issueHostCert, makeCa } from "./controlplane/pki.ts";
-import { freePort } from "./controlplane/ports.ts";
+import { startSimFleet } from "./fleet.ts";
 
 const examples = fileURLToPath(new URL("../../examples", import.meta.url));
 const HOSTS = ["xen-01", "xen-02", "xen-03"];
@@ -38,31 +34,15 @@ say(`control plane up at ${cp.server}`);
 await installKubexen(cp);
 say("kubexen CRDs installed");
 
-const ca = await makeCa(cp.dir, "migration-ca");
-const agents: NodeAgent[] = [];
-for (const host of HOSTS) {
-  const certs = await issueHostCert(cp.dir, ca, host);
-  const port = await freePort();
-  const sim = new SimHypervisor({ hostname: host, memoryMiB: 32768, cpus: 16, stateDir: join(cp.dir, "sim") });
-  const agent = new NodeAgent({
-    kubeConfig: cp.kubeConfig(),
-    host,
-    hypervisor: sim,
-    logger: log,
-    migrationEndpoint: `127.0.0.1:${port}`,
-    migration: {
-      tls: { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile), ca: readFileSync(ca.certFile) },
-      tokenKey: "demo-token-key",
-      listenPort: port,
-      listenHost: "127.0.0.1",
-    },
-  });
-  await agent.start();
-  agents.push(agent);
-  stops.push(() => agent.stop());
-  say(`host ${host}: sim Xen host (16 CPUs, 32 GiB) with its node agent, migration endpoint 127.0.0.1:${port}`);
-}
-await cp.kubectlOk(["label", "xenhost", "xen-01", "kubexen.io/tier=web"]);
+const fleet = await startSimFleet(
+  cp,
+  HOSTS.map((name) => ({ name, memoryMiB: 32768, cpus: 16 })),
+  { logger: log, persist: true },
+);
+stops.push(() => fleet.stop());
+for (const [name, sim] of fleet.sims)
+  say(`host ${name}: sim Xen host (${sim.opts.cpus} CPUs, ${sim.opts.memoryMiB / 1024} GiB) with its node agent`);
+await cp.kubectlOk(["label", "xenhost", "xen-01", "xen-02", "kubexen.io/tier=web"]);
 const op = new Operator({ kubeConfig: cp.kubeConfig(), logger: log });
 await op.start();
 stops.push(() => op.stop());
@@ -86,10 +66,41 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 500));
 }
 
-await Promise.all(agents.map((a) => a.report()));
+await Promise.all([...fleet.agents.values()].map((a) => a.report()));
 console.log(
   `\n${await cp.kubectlOk(["get", "xenhosts"])}\n${await cp.kubectlOk(["get", "xendomains", "-A", "-o", "wide"])}`,
 );
+// A live migration of web-1, with its phases and stats.
+say("live-migrating web-1: a XenMigration without a target, so the operator chooses one");
+await client.create(resources.xenMigrations, {
+  apiVersion: "kubexen.io/v1alpha1",
+  kind: "XenMigration",
+  metadata: { name: "web-1-move", namespace: "default" },
+  spec: { domain: "web-1" },
+});
+let lastPhase = "";
+for (const end = Date.now() + 120_000; Date.now() < end; ) {
+  const m = await client.get<XenMigration>(resources.xenMigrations, "web-1-move", "default");
+  const phase = m.status?.phase ?? "Pending";
+  if (phase !== lastPhase) {
+    lastPhase = phase;
+    say(
+      `xenmigration/web-1-move: ${phase}${m.status?.targetHost ? ` (${m.status.sourceHost} -> ${m.status.targetHost})` : ""}`,
+    );
+  }
+  if (["Succeeded", "Failed", "Aborted"].includes(phase)) {
+    const st = m.status ?? {};
+    say(
+      phase === "Succeeded"
+        ? `moved ${st.memoryMiB} MiB: ${((st.bytesTransferred ?? 0) / 2 ** 20).toFixed(0)} MiB sent in ${st.rounds} rounds, downtime ${st.downtimeMs} ms, transfer ${st.totalTimeMs} ms (sim model)`
+        : `migration ended ${phase}: ${st.failureReason}`,
+    );
+    break;
+  }
+  await new Promise((r) => setTimeout(r, 200));
+}
+console.log(`\n${await cp.kubectlOk(["get", "xenmigrations", "-A", "-o", "wide"])}`);
+
 const kubectl = join(cp.bin.dir, "kubectl");
 console.log(`kubexen is up: ${cp.server}
 

@@ -1,5 +1,6 @@
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
 export { Lifecycle } from "./lifecycle.ts";
+export { MIGRATION_MANAGER, MigrationController } from "./migration.ts";
 export * from "./migration-plan.ts";
 export { Operator, type OperatorOptions } from "./operator.ts";
 export * from "./placement.ts";

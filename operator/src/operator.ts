@@ -2,10 +2,18 @@
 // scheduler and the XenDomain lifecycle. Later controllers (migration,
 // maintenance, balancing, HA) join here.
 import type { KubeConfig } from "@kubernetes/client-node";
-import { resources, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import {
+  resources,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+  type XenMigration,
+  type XenMigrationPolicy,
+} from "@kubexen/crds";
 import { Controller, createLogger, type Logger, Manager, objectKey } from "@kubexen/sdk";
 import { HostHealth } from "./hosthealth.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { MigrationController } from "./migration.ts";
 import { Scheduler } from "./scheduler.ts";
 
 export interface OperatorOptions {
@@ -63,6 +71,35 @@ export class Operator {
     // A domain leaving frees room for others.
     sched.watch(domains, (ev) => (ev.type === "delete" ? scheduler.pending() : objectKey(ev.obj)));
     mgr.add(sched);
+
+    const migrations = mgr.informer<XenMigration>(resources.xenMigrations);
+    const policies = mgr.informer<XenMigrationPolicy>(resources.xenMigrationPolicies);
+    const mig = new MigrationController({
+      client: mgr.client,
+      migrations,
+      domains,
+      hosts,
+      maintenances,
+      policies,
+      events: mgr.events,
+      log,
+    });
+    const migCtrl = new Controller({
+      name: "migration",
+      concurrency: 4,
+      logger: log,
+      metrics: mgr.metrics,
+      reconcile: (k) => mig.reconcile(k),
+    });
+    // A migration that ends frees a slot for the waiting ones.
+    migCtrl.watch(migrations, (ev) => [
+      `${ev.obj.metadata.namespace}/${ev.obj.metadata.name}`,
+      ...(ev.obj.status?.phase && ["Succeeded", "Failed", "Aborted"].includes(ev.obj.status.phase)
+        ? mig.waiting()
+        : []),
+    ]);
+    migCtrl.watch(policies, () => mig.waiting());
+    mgr.add(migCtrl);
 
     const lifecycle = new Lifecycle({ client: mgr.client, domains, hosts, log });
     mgr.add(

@@ -1,0 +1,61 @@
+// A fleet of simulated Xen hosts, each with its node agent (in this
+// process), migration certificates from a fresh CA, and a migration endpoint
+// on loopback: for the demo, the operator's tests and benchmarks.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type SimHostOptions, SimHypervisor } from "@kubexen/hypervisor";
+import { NodeAgent } from "@kubexen/node-agent";
+import type { Logger } from "@kubexen/sdk";
+import type { ControlPlane } from "./controlplane/controlplane.ts";
+import { issueHostCert, makeCa } from "./controlplane/pki.ts";
+import { freePort } from "./controlplane/ports.ts";
+
+export interface SimFleet {
+  sims: Map<string, SimHypervisor>;
+  agents: Map<string, NodeAgent>;
+  stop(): Promise<void>;
+}
+
+export async function startSimFleet(
+  cp: ControlPlane,
+  hosts: Array<Omit<SimHostOptions, "hostname"> & { name: string }>,
+  opts: { logger?: Logger; heartbeatIntervalMs?: number; reportIntervalMs?: number; persist?: boolean } = {},
+): Promise<SimFleet> {
+  const ca = await makeCa(cp.dir, "migration-ca");
+  const sims = new Map<string, SimHypervisor>();
+  const agents = new Map<string, NodeAgent>();
+  for (const { name, ...simOpts } of hosts) {
+    const certs = await issueHostCert(cp.dir, ca, name);
+    const port = await freePort();
+    const sim = new SimHypervisor({
+      hostname: name,
+      stateDir: opts.persist ? join(cp.dir, "sim") : undefined,
+      ...simOpts,
+    });
+    const agent = new NodeAgent({
+      kubeConfig: cp.kubeConfig(),
+      host: name,
+      hypervisor: sim,
+      logger: opts.logger,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      reportIntervalMs: opts.reportIntervalMs,
+      migrationEndpoint: `127.0.0.1:${port}`,
+      migration: {
+        tls: { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile), ca: readFileSync(ca.certFile) },
+        tokenKey: readFileSync(ca.keyFile),
+        listenPort: port,
+        listenHost: "127.0.0.1",
+      },
+    });
+    await agent.start();
+    sims.set(name, sim);
+    agents.set(name, agent);
+  }
+  return {
+    sims,
+    agents,
+    stop: async () => {
+      for (const a of agents.values()) await a.stop();
+    },
+  };
+}

@@ -1,0 +1,253 @@
+// The migration controller: drives each XenMigration through its phases with
+// migration-plan.ts, choosing targets with the scheduler's filters, and hands
+// the XenDomain to the target (status.host) only after both agents reported.
+import {
+  type MigrationPhase,
+  resources,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+  type XenMigration,
+  type XenMigrationPolicy,
+} from "@kubexen/crds";
+import {
+  type Condition,
+  type EventRecorder,
+  getCondition,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  type ReconcileResult,
+} from "@kubexen/sdk";
+import {
+  admit,
+  DEFAULT_LIMITS,
+  isFinished,
+  type MigrationLimits,
+  type MigrationView,
+  step,
+  targetHasInboundRoom,
+} from "./migration-plan.ts";
+import { place, unfit } from "./placement.ts";
+import { SCHEDULER_MANAGER } from "./scheduler.ts";
+import { hostView, placements, request } from "./views.ts";
+
+export const MIGRATION_MANAGER = "kubexen-migration";
+
+export interface MigrationDeps {
+  client: KubeClient;
+  migrations: Informer<XenMigration>;
+  domains: Informer<XenDomain>;
+  hosts: Informer<XenHost>;
+  maintenances: Informer<XenMaintenance>;
+  policies: Informer<XenMigrationPolicy>;
+  events: EventRecorder;
+  log: Logger;
+}
+
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+const report = (m: XenMigration, type: string) => {
+  const c = getCondition(m.status?.conditions as Condition[] | undefined, type);
+  return c ? { status: c.status as "True" | "False", reason: c.reason, message: c.message } : undefined;
+};
+
+export class MigrationController {
+  private readonly d: MigrationDeps;
+  constructor(d: MigrationDeps) {
+    this.d = d;
+  }
+
+  limits(): MigrationLimits {
+    const p = this.d.policies.get("default")?.spec;
+    if (!p) return DEFAULT_LIMITS;
+    return {
+      cluster: p.parallelMigrationsPerCluster,
+      outboundPerHost: p.parallelOutboundMigrationsPerHost,
+      inboundPerHost: p.parallelInboundMigrationsPerHost,
+      completionTimeoutPerGiB: p.completionTimeoutPerGiB,
+      progressTimeoutSeconds: p.progressTimeoutSeconds,
+    };
+  }
+
+  private domainOf(m: XenMigration): XenDomain | undefined {
+    return this.d.domains.get(`${m.metadata.namespace}/${m.spec.domain}`);
+  }
+
+  view(m: XenMigration): MigrationView {
+    const s = m.status;
+    return {
+      key: `${m.metadata.namespace}/${m.metadata.name}`,
+      phase: s?.phase ?? "Pending",
+      priority: m.spec.priority,
+      createdMs: Date.parse(String(m.metadata.creationTimestamp ?? 0)) || 0,
+      sourceHost: s?.sourceHost ?? this.domainOf(m)?.status?.host,
+      targetHost: s?.targetHost,
+      requestedTarget: m.spec.targetHost,
+      memoryMiB: s?.memoryMiB,
+      startedMs: s?.startTime ? Date.parse(s.startTime) : undefined,
+      progressMs: s?.progressTime ? Date.parse(s.progressTime) : undefined,
+      targetReady: report(m, "TargetReady"),
+      sourceDone: report(m, "SourceDone"),
+      targetRunning: report(m, "TargetRunning"),
+    };
+  }
+
+  /** Migrations waiting for a slot (to retry when one frees up). */
+  waiting(): string[] {
+    return this.d.migrations
+      .list()
+      .filter((m) => (m.status?.phase ?? "Pending") === "Pending")
+      .map((m) => `${m.metadata.namespace}/${m.metadata.name}`);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const m = this.d.migrations.get(key);
+    if (!m) return undefined;
+    const v = this.view(m);
+    if (isFinished(v)) return undefined;
+    const limits = this.limits();
+    const all = this.d.migrations.list().map((x) => this.view(x));
+    const xd = this.domainOf(m);
+
+    if (v.phase === "Pending") {
+      if (!xd) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} does not exist in ${m.metadata.namespace}`);
+      if (!xd.status?.host || xd.status.phase !== "Running")
+        return this.finish(
+          m,
+          "Failed",
+          `XenDomain ${m.spec.domain} is not running (phase ${xd.status?.phase ?? "Pending"})`,
+        );
+      const migratable = getCondition(xd.status.conditions as Condition[] | undefined, "Migratable");
+      if (migratable?.status === "False" || xd.status.migratable === false) {
+        return this.finish(
+          m,
+          "Failed",
+          `XenDomain ${m.spec.domain} cannot live-migrate: ${migratable?.message ?? "not migratable"}`,
+        );
+      }
+      if (!admit(all, limits).includes(key)) return { requeueAfterMs: 2000 };
+      return this.setPhase(m, "Scheduling", {
+        sourceHost: xd.status.host,
+        domainUUID: xd.status.uuid,
+        memoryMiB: xd.status.memoryMiB,
+      });
+    }
+
+    if (v.phase === "Scheduling") {
+      if (!xd?.status?.host) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} went away`);
+      const source = xd.status.host;
+      const maint = this.d.maintenances.list();
+      const hosts = this.d.hosts.list().map((h) => hostView(h, maint));
+      // The domain's own place on its source does not count against the target.
+      const pl = placements(this.d.domains.list().filter((d) => d !== xd));
+      const req = request(xd);
+      let target: string | undefined;
+      if (m.spec.targetHost) {
+        const h = hosts.find((x) => x.name === m.spec.targetHost);
+        if (!h) return this.finish(m, "Failed", `target host ${m.spec.targetHost} does not exist`);
+        if (h.name === source) return this.finish(m, "Failed", `the domain already runs on ${source}`);
+        const why = unfit(req, h, pl.get(h.name) ?? []);
+        if (why) return this.finish(m, "Failed", `migration to ${h.name} refused: ${why}`);
+        target = h.name;
+      } else {
+        const candidates = hosts.filter((h) => h.name !== source && targetHasInboundRoom(all, h.name, limits, key));
+        const decision = place(req, candidates, pl);
+        if (!decision.host) {
+          if (candidates.length < hosts.length - 1) return { requeueAfterMs: 2000 }; // Some hosts are only busy: wait.
+          return this.finish(
+            m,
+            "Failed",
+            `no host can take ${m.spec.domain}: ${"message" in decision ? decision.message : ""}`,
+          );
+        }
+        target = decision.host;
+      }
+      if (!targetHasInboundRoom(all, target, limits, key)) return { requeueAfterMs: 2000 };
+      return this.setPhase(m, "PreparingTarget", { targetHost: target });
+    }
+
+    const s = step(v, Date.now(), limits);
+    switch (s.kind) {
+      case "wait":
+        return s.recheckMs ? { requeueAfterMs: s.recheckMs } : undefined;
+      case "transfer":
+        return this.setPhase(m, "Transferring", { startTime: now() });
+      case "fail":
+        return this.finish(m, "Failed", s.reason);
+      case "abort":
+        return this.finish(m, "Aborted", s.reason);
+      case "prepare":
+        return undefined;
+      case "handover": {
+        if (xd?.status?.uuid && v.targetHost) {
+          // The binding is the scheduler's field: write it under its manager, with the identity it owns.
+          await this.d.client.applyStatus(
+            resources.xenDomains,
+            {
+              apiVersion: "kubexen.io/v1alpha1",
+              kind: "XenDomain",
+              metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+              status: {
+                host: v.targetHost,
+                uuid: xd.status.uuid,
+                interfaces: xd.status.interfaces,
+                conditions: (xd.status.conditions ?? [])
+                  .filter((c) => c.type === "Scheduled")
+                  .map((c) => ({ ...c, message: `bound to ${v.targetHost} (migrated)` })),
+              },
+            },
+            SCHEDULER_MANAGER,
+          );
+        }
+        return this.finish(m, "Succeeded", undefined);
+      }
+    }
+  }
+
+  private async setPhase(
+    m: XenMigration,
+    phase: MigrationPhase,
+    fields: Record<string, unknown>,
+  ): Promise<ReconcileResult> {
+    const s = m.status ?? {};
+    const status = {
+      phase,
+      sourceHost: s.sourceHost,
+      targetHost: s.targetHost,
+      domainUUID: s.domainUUID,
+      memoryMiB: s.memoryMiB,
+      startTime: s.startTime,
+      phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: now() },
+      ...fields,
+    };
+    await this.d.client.applyStatus(
+      resources.xenMigrations,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
+        status,
+      },
+      MIGRATION_MANAGER,
+    );
+    await this.d.migrations.waitForChange(`${m.metadata.namespace}/${m.metadata.name}`, m.metadata.resourceVersion);
+    return { requeueAfterMs: 10 };
+  }
+
+  private async finish(
+    m: XenMigration,
+    phase: "Succeeded" | "Failed" | "Aborted",
+    reason: string | undefined,
+  ): Promise<ReconcileResult> {
+    await this.setPhase(m, phase, { completionTime: now(), ...(reason ? { failureReason: reason } : {}) });
+    await this.d.events.record(
+      m,
+      phase === "Succeeded" ? "Normal" : "Warning",
+      phase,
+      "Migrate",
+      reason ?? `moved to ${m.status?.targetHost}`,
+    );
+    this.d.log.info({ migration: `${m.metadata.namespace}/${m.metadata.name}`, phase, reason }, "migration ended");
+    return undefined;
+  }
+}

@@ -1,0 +1,112 @@
+// Live migration driven by the operator between sim hosts with real agents
+// and their TLS migration streams: a chosen target, a requested one, a target
+// without room, and a guest that cannot live-migrate.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import { type ControlPlane, type SimFleet, startKubexenControlPlane, startSimFleet, until } from "@kubexen/e2e";
+import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { Operator } from "../src/index.ts";
+
+const log = createLogger("migration-test", process.env.LOG_LEVEL ?? "warn");
+const NS = "mig-test";
+
+describe("operator: live migration with sim hosts", () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let fleet: SimFleet;
+  let op: Operator;
+  const xd = (name: string) => client.get<XenDomain>(resources.xenDomains, name, NS);
+  const mig = (name: string) => client.get<XenMigration>(resources.xenMigrations, name, NS);
+  const domain = (name: string, spec: Record<string, unknown>) =>
+    client.create(resources.xenDomains, {
+      apiVersion: "kubexen.io/v1alpha1",
+      kind: "XenDomain",
+      metadata: { name, namespace: NS },
+      spec: { boot: { kernel: "/boot/vmlinuz" }, ...spec },
+    });
+  const migrate = (name: string, domainName: string, targetHost?: string) =>
+    client.create(resources.xenMigrations, {
+      apiVersion: "kubexen.io/v1alpha1",
+      kind: "XenMigration",
+      metadata: { name, namespace: NS },
+      spec: { domain: domainName, targetHost },
+    });
+  const ended = async (name: string) =>
+    ["Succeeded", "Failed", "Aborted"].includes((await mig(name)).status?.phase ?? "");
+
+  before(async () => {
+    cp = await startKubexenControlPlane([NS]);
+    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    fleet = await startSimFleet(
+      cp,
+      [
+        { name: "xen-1", memoryMiB: 8192 },
+        { name: "xen-2", memoryMiB: 8192 },
+        { name: "small", memoryMiB: 2048 + 256 },
+      ],
+      { logger: log, reportIntervalMs: 500 },
+    );
+    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    await op.start();
+  });
+  after(async () => {
+    await op?.stop();
+    await fleet?.stop();
+    await cp?.stop();
+  });
+
+  it("moves a running domain to a host it chooses; the domain runs on one host at every moment", async () => {
+    await domain("web", { memory: "1Gi", hostSelector: {} });
+    await until("running", async () => (await xd("web")).status?.phase === "Running");
+    const before = await xd("web");
+    const uuid = before.status?.uuid ?? "";
+    const overlap: string[] = [];
+    const sampler = setInterval(async () => {
+      const running: string[] = [];
+      for (const [h, s] of fleet.sims) if ((await s.getDomain(uuid))?.state === "running") running.push(h);
+      if (running.length > 1) overlap.push(running.join("+"));
+    }, 5);
+    await migrate("web-move", "web");
+    await until("migration ended", () => ended("web-move"), 60_000);
+    clearInterval(sampler);
+    const m = await mig("web-move");
+    assert.equal(m.status?.phase, "Succeeded", m.status?.failureReason);
+    assert.equal(m.status?.sourceHost, before.status?.host);
+    assert.notEqual(m.status?.targetHost, before.status?.host);
+    assert.ok((m.status?.bytesTransferred ?? 0) >= 2 ** 30);
+    for (const p of ["Scheduling", "PreparingTarget", "Transferring", "Succeeded"])
+      assert.ok(m.status?.phaseTimestamps?.[p], `timestamp for ${p}`);
+    await until("bound to the target and running there", async () => {
+      const now = await xd("web");
+      return now.status?.host === m.status?.targetHost && now.status?.phase === "Running";
+    });
+    assert.equal((await fleet.sims.get(m.status?.targetHost ?? "")?.getDomain(uuid))?.state, "running");
+    assert.equal(await fleet.sims.get(m.status?.sourceHost ?? "")?.getDomain(uuid), undefined);
+    assert.deepEqual(overlap, []);
+  });
+
+  it("refuses a target without room, with the reason, and leaves the domain running where it was", async () => {
+    const host = (await xd("web")).status?.host;
+    await migrate("to-small", "web", "small");
+    await until("ended", () => ended("to-small"));
+    const m = await mig("to-small");
+    assert.equal(m.status?.phase, "Failed");
+    assert.equal(m.status?.failureReason, "migration to small refused: insufficient memory");
+    assert.equal((await xd("web")).status?.host, host);
+    assert.equal((await fleet.sims.get(host ?? "")?.getDomain((await xd("web")).status?.uuid ?? ""))?.state, "running");
+  });
+
+  it("fails fast for a guest that cannot live-migrate (pv without shadow paging)", async () => {
+    await domain("legacy", { type: "pv", memory: "256Mi", boot: { bootloader: "pygrub" } });
+    await until("running", async () => (await xd("legacy")).status?.phase === "Running");
+    await migrate("legacy-move", "legacy");
+    await until("ended", () => ended("legacy-move"));
+    const m = await mig("legacy-move");
+    assert.equal(m.status?.phase, "Failed");
+    assert.match(
+      m.status?.failureReason ?? "",
+      /cannot live-migrate: pv guests cannot live-migrate from xen-\d: Xen on this host has no shadow paging/,
+    );
+  });
+});
