@@ -20,6 +20,7 @@ import {
   type Logger,
   type ReconcileResult,
   removeCondition,
+  rfc3339,
   setCondition,
 } from "@kubexen/sdk";
 import { type Action, plan } from "./plan.ts";
@@ -127,7 +128,7 @@ export class DomainController {
       throw err;
     }
     if (a.kind === "create" || a.kind === "restore") {
-      status = { ...status, startTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"), nextRestartTime: undefined };
+      status = { ...status, startTime: rfc3339(), nextRestartTime: undefined };
       if (a.kind === "restore") status.savedImage = undefined;
       phase = after?.state === "paused" ? "Paused" : "Running";
       if ((xd.status?.restartCount ?? 0) > 0) status.lastRestartTime = status.startTime;

@@ -1,14 +1,12 @@
 // The agent's heartbeat: a coordination.k8s.io Lease renewed every
 // `intervalMs`, as kubelet renews its node Lease. The operator reads it to
 // tell Ready from NotReady hosts.
-import { errorMessage, isNotFound, type KubeClient, type Logger } from "@kubexen/sdk";
+import { errorMessage, isNotFound, type KubeClient, type Logger, microTime } from "@kubexen/sdk";
 
 interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string };
 }
-
-const microTime = (ms: number) => new Date(ms).toISOString().replace("Z", "000Z");
 
 export class Heartbeat {
   private readonly client: KubeClient;

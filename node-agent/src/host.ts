@@ -3,7 +3,14 @@
 // the Ready condition (True while the agent reports).
 import { quantityMiB, resources, type XenDomain, type XenHostStatus } from "@kubexen/crds";
 import type { DomainInfo, HostInfo } from "@kubexen/hypervisor";
-import { type Condition, type EventRecorder, type KubeClient, type KubeObject, setCondition } from "@kubexen/sdk";
+import {
+  type Condition,
+  type EventRecorder,
+  type KubeClient,
+  type KubeObject,
+  rfc3339,
+  setCondition,
+} from "@kubexen/sdk";
 
 export interface HostReport {
   info: HostInfo;
@@ -84,7 +91,7 @@ export function hostStatus(
       domainCount: managed.length,
       cpuLoad,
       orphans: orphans.map((d) => ({ name: d.name, uuid: d.uuid, domid: d.domid, memoryMiB: d.memoryMiB })),
-      lastHeartbeatTime: now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      lastHeartbeatTime: rfc3339(now),
       conditions: conditions as XenHostStatus["conditions"],
     },
   };

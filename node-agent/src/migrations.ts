@@ -18,6 +18,7 @@ import {
   type KubeClient,
   type Logger,
   type ReconcileResult,
+  rfc3339,
   setCondition,
 } from "@kubexen/sdk";
 import { type Admission, connectMigration, migrationToken, type TlsFiles, throttled } from "./transport.ts";
@@ -181,7 +182,7 @@ export class MigrationRoles implements Admission {
   }
 
   private async progress(m: XenMigration, fields: Record<string, number | undefined>): Promise<void> {
-    const status = { ...fields, progressTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") };
+    const status = { ...fields, progressTime: rfc3339() };
     await this.d.client.applyStatus(
       resources.xenMigrations,
       {

@@ -18,6 +18,7 @@ import {
   type KubeClient,
   type Logger,
   type ReconcileResult,
+  rfc3339,
 } from "@kubexen/sdk";
 import {
   admit,
@@ -45,7 +46,6 @@ export interface MigrationDeps {
   log: Logger;
 }
 
-const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 const report = (m: XenMigration, type: string) => {
   const c = getCondition(m.status?.conditions as Condition[] | undefined, type);
   return c ? { status: c.status as "True" | "False", reason: c.reason, message: c.message } : undefined;
@@ -171,7 +171,7 @@ export class MigrationController {
       case "wait":
         return s.recheckMs ? { requeueAfterMs: s.recheckMs } : undefined;
       case "transfer":
-        return this.setPhase(m, "Transferring", { startTime: now() });
+        return this.setPhase(m, "Transferring", { startTime: rfc3339() });
       case "fail":
         return this.finish(m, "Failed", s.reason);
       case "abort":
@@ -217,7 +217,7 @@ export class MigrationController {
       domainUUID: s.domainUUID,
       memoryMiB: s.memoryMiB,
       startTime: s.startTime,
-      phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: now() },
+      phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: rfc3339() },
       ...fields,
     };
     await this.d.client.applyStatus(
@@ -239,7 +239,7 @@ export class MigrationController {
     phase: "Succeeded" | "Failed" | "Aborted",
     reason: string | undefined,
   ): Promise<ReconcileResult> {
-    await this.setPhase(m, phase, { completionTime: now(), ...(reason ? { failureReason: reason } : {}) });
+    await this.setPhase(m, phase, { completionTime: rfc3339(), ...(reason ? { failureReason: reason } : {}) });
     await this.d.events.record(
       m,
       phase === "Succeeded" ? "Normal" : "Warning",

@@ -2,6 +2,8 @@
 // them: an object is Current when Ready is True for its generation, InProgress
 // while Reconciling is True, Failed when Stalled is True.
 
+import { rfc3339 } from "./time.ts";
+
 export interface Condition {
   type: string;
   status: "True" | "False" | "Unknown";
@@ -25,8 +27,7 @@ export function setCondition(
   const out = [...(list ?? [])];
   const i = out.findIndex((x) => x.type === c.type);
   const prev = i >= 0 ? out[i] : undefined;
-  const lastTransitionTime =
-    prev && prev.status === c.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : rfc3339(now);
   const next: Condition = { ...c, lastTransitionTime };
   if (next.observedGeneration === undefined) delete next.observedGeneration;
   if (i >= 0) out[i] = next;

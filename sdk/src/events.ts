@@ -10,6 +10,7 @@ import { defaultLogger, type Logger } from "./log.ts";
 import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { coreResources, type KubeObject } from "./resource.ts";
+import { microTime } from "./time.ts";
 
 export interface EventRecorderOptions {
   /** reportingController, for example kubexen.io/operator. */
@@ -28,8 +29,6 @@ interface Seen {
   count: number;
   first: number;
 }
-
-const microTime = (d: Date) => d.toISOString().replace("Z", "000Z");
 
 export class EventRecorder {
   private readonly client: KubeClient;
@@ -68,7 +67,7 @@ export class EventRecorder {
       if (prev && now - prev.first < this.opts.aggregateWindowMs) {
         prev.count++;
         await this.client.mergePatch(coreResources.events, prev.name, prev.namespace, {
-          series: { count: prev.count, lastObservedTime: microTime(new Date(now)) },
+          series: { count: prev.count, lastObservedTime: microTime(now) },
         });
         return;
       }
@@ -87,7 +86,7 @@ export class EventRecorder {
         coreResources.events,
         {
           metadata: { name, namespace },
-          eventTime: microTime(new Date(now)),
+          eventTime: microTime(now),
           reportingController: this.opts.controller,
           reportingInstance: this.opts.instance,
           action,

@@ -15,5 +15,6 @@ export * from "./manager.ts";
 export * from "./metrics.ts";
 export * from "./ratelimit.ts";
 export * from "./resource.ts";
+export * from "./time.ts";
 export * from "./watch.ts";
 export * from "./workqueue.ts";

@@ -10,6 +10,7 @@ import type { KubeClient } from "./client.ts";
 import { ApiError, errorMessage } from "./errors.ts";
 import { defaultLogger, type Logger } from "./log.ts";
 import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
+import { microTime } from "./time.ts";
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -40,8 +41,6 @@ interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec?: LeaseSpec;
 }
-
-const microTime = (ms: number) => new Date(ms).toISOString().replace("Z", "000Z");
 
 export class LeaderElector {
   readonly identity: string;

@@ -1,4 +1,4 @@
-// Pure helpers: conditions and their kstatus reading, field diffs, backoff.
+// Pure helpers: conditions and their kstatus reading, field diffs, backoff, time formats.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
@@ -8,6 +8,8 @@ import {
   markReady,
   markReconciling,
   markStalled,
+  microTime,
+  rfc3339,
   setCondition,
   touches,
 } from "../src/index.ts";
@@ -66,5 +68,13 @@ describe("backoff", () => {
       const d = r.next();
       assert.ok(d >= Math.min(1000, 100 * 2 ** i) && d <= 1000, `delay ${d}`);
     }
+  });
+});
+
+describe("time formats", () => {
+  it("writes metav1.Time in seconds and MicroTime in microseconds", () => {
+    const t = Date.parse("2026-01-01T00:05:00.123Z");
+    assert.equal(rfc3339(new Date(t)), "2026-01-01T00:05:00Z");
+    assert.equal(microTime(t), "2026-01-01T00:05:00.123000Z");
   });
 });
