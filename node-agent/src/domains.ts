@@ -18,6 +18,7 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  objectKey,
   type ReconcileResult,
   removeCondition,
   rfc3339,
@@ -52,7 +53,7 @@ export interface DomainControllerDeps {
 
 export function configFor(xd: XenDomain): DomainConfig {
   const uuid = xd.status?.uuid;
-  if (!uuid) throw new Error(`${xd.metadata.namespace}/${xd.metadata.name} has no UUID in status yet`);
+  if (!uuid) throw new Error(`${objectKey(xd)} has no UUID in status yet`);
   const macs = (xd.spec.networks ?? []).map(
     (n, i) => xd.status?.interfaces?.find((x) => x.index === i)?.mac ?? n.mac ?? stableMac(uuid, i),
   );
@@ -304,7 +305,7 @@ export class DomainController {
     );
     // Read our own write before deciding again: the next reconcile must not see the old status.
     if (written.metadata.resourceVersion !== xd.metadata.resourceVersion) {
-      await d.informer.waitForChange(`${xd.metadata.namespace}/${xd.metadata.name}`, xd.metadata.resourceVersion);
+      await d.informer.waitForChange(objectKey(xd), xd.metadata.resourceVersion);
     }
     return written;
   }

@@ -17,6 +17,7 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  objectKey,
   type ReconcileResult,
   rfc3339,
   setCondition,
@@ -38,7 +39,6 @@ export interface MigrationRoleDeps {
 
 const ACTIVE = new Set(["PreparingTarget", "Transferring"]);
 const conds = (m: XenMigration) => (m.status?.conditions ?? []) as Condition[];
-const keyOf = (m: XenMigration) => `${m.metadata.namespace}/${m.metadata.name}`;
 
 export class MigrationRoles implements Admission {
   private readonly d: MigrationRoleDeps;
@@ -127,7 +127,7 @@ export class MigrationRoles implements Admission {
   }
 
   private async asSource(m: XenMigration): Promise<void> {
-    const key = keyOf(m);
+    const key = objectKey(m);
     if (m.status?.phase !== "Transferring" || getCondition(conds(m), "SourceDone") || this.sending.has(key)) return;
     const { sourceHost, targetHost, domainUUID } = m.status;
     if (!sourceHost || !targetHost || !domainUUID || !m.metadata.uid) return;

@@ -17,6 +17,7 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  objectKey,
   type ReconcileResult,
   rfc3339,
 } from "@kubexen/sdk";
@@ -76,7 +77,7 @@ export class MigrationController {
   view(m: XenMigration): MigrationView {
     const s = m.status;
     return {
-      key: `${m.metadata.namespace}/${m.metadata.name}`,
+      key: objectKey(m),
       phase: s?.phase ?? "Pending",
       priority: m.spec.priority,
       createdMs: Date.parse(String(m.metadata.creationTimestamp ?? 0)) || 0,
@@ -97,7 +98,7 @@ export class MigrationController {
     return this.d.migrations
       .list()
       .filter((m) => (m.status?.phase ?? "Pending") === "Pending")
-      .map((m) => `${m.metadata.namespace}/${m.metadata.name}`);
+      .map(objectKey);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -230,7 +231,7 @@ export class MigrationController {
       },
       MIGRATION_MANAGER,
     );
-    await this.d.migrations.waitForChange(`${m.metadata.namespace}/${m.metadata.name}`, m.metadata.resourceVersion);
+    await this.d.migrations.waitForChange(objectKey(m), m.metadata.resourceVersion);
     return { requeueAfterMs: 10 };
   }
 
@@ -247,7 +248,7 @@ export class MigrationController {
       "Migrate",
       reason ?? `moved to ${m.status?.targetHost}`,
     );
-    this.d.log.info({ migration: `${m.metadata.namespace}/${m.metadata.name}`, phase, reason }, "migration ended");
+    this.d.log.info({ migration: objectKey(m), phase, reason }, "migration ended");
     return undefined;
   }
 }

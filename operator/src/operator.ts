@@ -93,7 +93,7 @@ export class Operator {
     });
     // A migration that ends frees a slot for the waiting ones.
     migCtrl.watch(migrations, (ev) => [
-      `${ev.obj.metadata.namespace}/${ev.obj.metadata.name}`,
+      objectKey(ev.obj),
       ...(ev.obj.status?.phase && ["Succeeded", "Failed", "Aborted"].includes(ev.obj.status.phase)
         ? mig.waiting()
         : []),

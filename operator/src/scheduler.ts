@@ -13,6 +13,7 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  objectKey,
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
@@ -47,7 +48,7 @@ export class Scheduler {
     return this.d.domains
       .list()
       .filter((x) => !x.status?.host && !x.metadata.deletionTimestamp)
-      .map((x) => `${x.metadata.namespace}/${x.metadata.name}`);
+      .map(objectKey);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {

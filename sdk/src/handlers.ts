@@ -15,7 +15,7 @@ import { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
 import type { Informer } from "./informer.ts";
 import { defaultLogger, type Logger } from "./log.ts";
 import type { SdkMetrics } from "./metrics.ts";
-import type { KubeObject, Resource } from "./resource.ts";
+import { type KubeObject, objectKey, type Resource } from "./resource.ts";
 
 export interface HandlerContext<T extends KubeObject> {
   obj: T;
@@ -238,7 +238,7 @@ export class ResourceHandlers<T extends KubeObject> {
     await this.o.client.mergePatch(this.o.resource, name, namespace, {
       metadata: { annotations: { [this.annotation]: JSON.stringify(state) } },
     });
-    await this.o.informer.waitForChange(`${namespace ? `${namespace}/` : ""}${name}`, obj.metadata.resourceVersion);
+    await this.o.informer.waitForChange(objectKey(obj), obj.metadata.resourceVersion);
   }
 
   private startTasks(key: string): void {
