@@ -1,18 +1,6 @@
-import { connect, createServer, type Socket } from "node:net";
 import { SimHypervisor } from "../src/index.ts";
 import { conformanceSuite } from "./conformance.ts";
-
-/** A real loopback TCP connection: the sim's migration bytes cross a socket. */
-async function tcpPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((r) => server.once("connection", r));
-  const client = connect(port, "127.0.0.1");
-  const peer = await accepted;
-  server.close();
-  return [client, peer];
-}
+import { tcpPair } from "./link.ts";
 
 conformanceSuite("sim", {
   hosts: async () => [

@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -17,16 +16,7 @@ import {
   planPrecopy,
   SimHypervisor,
 } from "../src/index.ts";
-
-async function tcpPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const accepted = new Promise<Socket>((r) => server.once("connection", r));
-  const client = connect((server.address() as { port: number }).port, "127.0.0.1");
-  const peer = await accepted;
-  server.close();
-  return [client, peer];
-}
+import { tcpPair } from "./link.ts";
 
 const cfg = (name = "g", memory = "256Mi"): DomainConfig => ({
   name,
