@@ -124,7 +124,6 @@ export class NodeAgent {
         tls: o.migration.tls,
         tokenKey: o.migration.tokenKey,
         fieldManager: this.fieldManager,
-        hostInfo: () => this.hostInfo,
         log: this.log,
       });
       const mc = new Controller({

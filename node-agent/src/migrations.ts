@@ -9,7 +9,7 @@
 // The operator hands the XenDomain to the target only when both reported.
 import type { TLSSocket } from "node:tls";
 import { resources, type XenHost, type XenMigration } from "@kubexen/crds";
-import { type HostInfo, type Hypervisor, MigrationError } from "@kubexen/hypervisor";
+import { type Hypervisor, MigrationError } from "@kubexen/hypervisor";
 import {
   type Condition,
   errorMessage,
@@ -33,7 +33,6 @@ export interface MigrationRoleDeps {
   tls: TlsFiles;
   tokenKey: string | Buffer;
   fieldManager: string;
-  hostInfo: () => HostInfo | undefined;
   log: Logger;
 }
 
@@ -95,9 +94,10 @@ export class MigrationRoles implements Admission {
 
   private async asTarget(m: XenMigration): Promise<void> {
     if (m.status?.phase !== "PreparingTarget" || getCondition(conds(m), "TargetReady")) return;
-    const info = this.d.hostInfo() ?? (await this.d.hv.hostInfo());
+    // Fresh facts: free memory changes with every domain started here.
+    const info = await this.d.hv.hostInfo();
     const need = m.status.memoryMiB ?? 0;
-    const free = (await this.d.hv.hostInfo()).freeMemoryMiB;
+    const free = info.freeMemoryMiB;
     const dom = m.status.domainUUID ? await this.d.hv.getDomain(m.status.domainUUID) : undefined;
     if (dom)
       return this.condition(

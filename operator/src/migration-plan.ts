@@ -87,7 +87,6 @@ export function completionTimeoutSeconds(memoryMiB: number, perGiB: number): num
 
 export type Step =
   | { kind: "wait"; recheckMs?: number }
-  | { kind: "prepare" }
   | { kind: "transfer" }
   | { kind: "handover" }
   | { kind: "fail"; reason: string }

@@ -177,8 +177,6 @@ export class MigrationController {
         return this.finish(m, "Failed", s.reason);
       case "abort":
         return this.finish(m, "Aborted", s.reason);
-      case "prepare":
-        return undefined;
       case "handover": {
         if (xd?.status?.uuid && v.targetHost) {
           // The binding is the scheduler's field: write it under its manager, with the identity it owns.
