@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { resources, type XenDomain } from "@kubexen/crds";
-import { type ControlPlane, startKubexenControlPlane, until } from "@kubexen/e2e";
-import { SimHypervisor } from "@kubexen/hypervisor";
-import { NodeAgent } from "@kubexen/node-agent";
+import { type ControlPlane, type SimFleet, startKubexenControlPlane, startSimFleet, until } from "@kubexen/e2e";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { Operator } from "../src/index.ts";
 
@@ -20,39 +18,23 @@ describe("operator: placement and lifecycle with sim hosts", () => {
   let cp: ControlPlane;
   let client: KubeClient;
   let op: Operator;
-  const sims = new Map<string, SimHypervisor>();
-  const agents: NodeAgent[] = [];
+  let fleet: SimFleet;
   const list = async () => (await client.list<XenDomain>(resources.xenDomains, { namespace: NS })).items;
 
   before(async () => {
     cp = await startKubexenControlPlane([NS]);
     client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
-    for (const h of HOSTS) {
-      const sim = new SimHypervisor({
-        hostname: h,
-        memoryMiB: 8192,
-        dom0MemoryMiB: 2048,
-        cpus: 8,
-        files: ["/boot/vmlinuz"],
-      });
-      sims.set(h, sim);
-      const a = new NodeAgent({
-        kubeConfig: cp.kubeConfig(),
-        host: h,
-        hypervisor: sim,
-        logger: log,
-        heartbeatIntervalMs: 2000,
-        reportIntervalMs: 1000,
-      });
-      await a.start();
-      agents.push(a);
-    }
+    fleet = await startSimFleet(
+      cp,
+      HOSTS.map((name) => ({ name, memoryMiB: 8192, dom0MemoryMiB: 2048, cpus: 8, files: ["/boot/vmlinuz"] })),
+      { logger: log, heartbeatIntervalMs: 2000, reportIntervalMs: 1000 },
+    );
     op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
     await op.start();
   });
   after(async () => {
     await op?.stop();
-    for (const a of agents) await a.stop();
+    await fleet?.stop();
     await cp?.stop();
   });
 
@@ -74,19 +56,19 @@ describe("operator: placement and lifecycle with sim hosts", () => {
       90_000,
     );
     for (const d of await list()) {
-      const sim = sims.get(d.status?.host ?? "");
+      const sim = fleet.sims.get(d.status?.host ?? "");
       assert.ok(sim, `${d.metadata.name} bound to a known host`);
       assert.equal(
         (await sim.getDomain(d.status?.uuid ?? ""))?.state,
         "running",
         `${d.metadata.name} runs on its host`,
       );
-      for (const [h, other] of sims)
+      for (const [h, other] of fleet.sims)
         if (h !== d.status?.host) assert.equal(await other.getDomain(d.status?.uuid ?? ""), undefined);
       assert.ok(d.metadata.finalizers?.includes("kubexen.io/domain"));
       assert.ok(d.status?.conditions?.some((c) => c.type === "Scheduled" && c.status === "True"));
     }
-    for (const [h, sim] of sims) {
+    for (const [h, sim] of fleet.sims) {
       assert.ok(sim.freeMemoryMiB() >= 0, `${h} not overbooked`);
       assert.ok((await sim.listDomains()).length > 5, `${h} got a share (spread)`);
     }
@@ -139,7 +121,8 @@ describe("operator: placement and lifecycle with sim hosts", () => {
 
   it("stops a deleted domain on its host before the XenDomain goes", async () => {
     const d = await client.get<XenDomain>(resources.xenDomains, "d0", NS);
-    const sim = sims.get(d.status?.host ?? "") as SimHypervisor;
+    const sim = fleet.sims.get(d.status?.host ?? "");
+    assert.ok(sim, "d0 is bound to a fleet host");
     await client.delete(resources.xenDomains, "d0", NS);
     await until("gone", async () => (await client.getOrUndefined(resources.xenDomains, "d0", NS)) === undefined);
     assert.equal(await sim.getDomain(d.status?.uuid ?? ""), undefined);
