@@ -66,7 +66,7 @@ export const kinds: KindDef[] = [
       ready(),
       age,
     ],
-    selectableFields: [".status.host", ".status.phase", ".spec.type"],
+    selectableFields: [".status.host", ".status.phase", ".status.uuid", ".spec.type"],
   },
   {
     kind: "XenHost",

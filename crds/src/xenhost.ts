@@ -46,6 +46,12 @@ export const OrphanSchema = z.object({
 export const XenHostSpecSchema = z
   .object({
     unschedulable: z.boolean().default(false).describe("Cordon: no new domains are placed here (running ones stay)."),
+    outOfService: z
+      .boolean()
+      .optional()
+      .describe(
+        "Set by the administrator once the host is known to be powered off: its domains restart elsewhere at once, without waiting for the fence window. Needed for hosts whose agent runs without fencing.",
+      ),
   })
   .describe("What the administrator sets.");
 
@@ -88,8 +94,22 @@ export const XenHostStatusSchema = z
       .optional()
       .describe("Domains on this host that no XenDomain binds: reported, never touched."),
     lastHeartbeatTime: time("When the agent last renewed its Lease.").optional(),
+    fencing: z
+      .object({
+        enabled: z.boolean().describe("The agent feeds a watchdog that resets the host when the Lease cannot be renewed."),
+        windowSeconds: z
+          .int()
+          .min(0)
+          .describe(
+            "From the last Lease renewal, seconds after which the host has certainly reset (fence timeout plus watchdog timeout).",
+          ),
+      })
+      .optional()
+      .describe("Self-fencing, as the agent runs it: what the operator's HA waits for before restarting domains elsewhere."),
     observedGeneration: observedGeneration(),
-    conditions: conditions("Ready (from the agent's heartbeat), MemoryPressure, Fenced."),
+    conditions: conditions(
+      "Ready (from the agent's heartbeat), MemoryPressure, Fenced (True once the host has certainly reset or is out of service: its domains may run elsewhere).",
+    ),
   })
   .describe("What the node agent reports.");
 

@@ -116,6 +116,13 @@ export interface Hypervisor {
    * over: then it stays paused here (name --migratedaway) and MigrationError.ambiguous is true.
    */
   migrateSend(uuid: string, transport: Duplex, opts?: MigrateSendOptions): Promise<MigrationStats>;
+  /**
+   * Takes back a copy left paused as --migratedaway after an ambiguous
+   * migration, once the cluster knows the target does not run it: the name
+   * loses its suffix and the domain runs again. (When the target does run it,
+   * the leftover copy is destroyed instead.)
+   */
+  resumeMigratedAway(uuid: string): Promise<DomainInfo>;
   /** Receives a domain from `transport`; resolves when it runs here. */
   migrateReceive(transport: Duplex, opts?: MigrateReceiveOptions): Promise<DomainInfo>;
   /** The guest's console output so far (as much as the host keeps). */

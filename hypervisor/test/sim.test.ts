@@ -138,6 +138,13 @@ describe("sim migration faults", () => {
     assert.equal(src?.migration, "migratedaway");
     const running = [await a.getDomain(c.uuid), await b.getDomain(c.uuid)].filter((x) => x?.state === "running");
     assert.ok(running.length <= 1);
+    // The target never got the go, so the cluster resumes the source copy under its own name.
+    assert.equal(await b.getDomain(c.uuid), undefined);
+    const resumed = await a.resumeMigratedAway(c.uuid);
+    assert.equal(resumed.state, "running");
+    assert.equal(resumed.migration, undefined);
+    assert.equal(resumed.domid, src?.domid);
+    await assert.rejects(a.resumeMigratedAway(c.uuid), /is not a --migratedaway copy/);
   });
 
   it("refuses an incoming domain the target has no room for", async () => {

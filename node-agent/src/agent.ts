@@ -3,7 +3,7 @@
 // reconciles the XenDomains bound to it through the hypervisor driver.
 import type { KubeConfig } from "@kubernetes/client-node";
 import { hostLeaseName, resources, type XenDomain, type XenMigration } from "@kubexen/crds";
-import type { HostInfo, Hypervisor } from "@kubexen/hypervisor";
+import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
 import { Controller, createLogger, errorMessage, type Informer, type Logger, Manager, objectKey } from "@kubexen/sdk";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
@@ -195,14 +195,22 @@ export class NodeAgent {
       this.hostInfo = info;
       const hostObj = await this.manager.client.get(resources.xenHosts, this.host);
       const at = Date.now();
+      const migrating = this.migrating();
+      const reclaimed = await this.reclaimMovedCopies(domains, migrating);
       const { status, orphans, cpuTime } = hostStatus({
         info,
-        domains,
+        domains: domains.filter((d) => !reclaimed.has(d.uuid)),
         bound: this.domains.list(),
-        migrating: this.migrating(),
+        migrating,
         endpoint: this.o.migrationEndpoint,
         driver: this.o.hypervisor.kind,
         agentVersion: AGENT_VERSION,
+        fencing: {
+          enabled: !!this.o.fencing,
+          windowSeconds: this.o.fencing
+            ? Math.ceil((this.o.fencing.fenceTimeoutMs + this.o.fencing.watchdogTimeoutMs) / 1000)
+            : 0,
+        },
         previous: {
           ...this.previous,
           conditions: (hostObj.status as { conditions?: never[] } | undefined)?.conditions,
@@ -218,6 +226,39 @@ export class NodeAgent {
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, "host report failed");
     }
+  }
+
+  /**
+   * Destroys local copies of domains the cluster now runs on another host: a
+   * host that comes back without having reset (fencing off, the administrator
+   * set outOfService) must not keep a second copy. Runs before every report,
+   * so before the host reports Ready after a return.
+   */
+  private async reclaimMovedCopies(domains: DomainInfo[], migrating: Set<string>): Promise<Set<string>> {
+    const mine = new Set(this.domains.list().map((d) => d.status?.uuid));
+    const reclaimed = new Set<string>();
+    for (const dom of domains) {
+      if (!dom.uuid || mine.has(dom.uuid) || migrating.has(dom.uuid) || dom.migration === "incoming") continue;
+      const owners = await this.manager.client.list<XenDomain>(resources.xenDomains, {
+        fieldSelector: `status.uuid=${dom.uuid}`,
+      });
+      const elsewhere = owners.items.find((x) => x.status?.host && x.status.host !== this.host);
+      if (!elsewhere) continue;
+      await this.o.hypervisor.destroy(dom.uuid);
+      reclaimed.add(dom.uuid);
+      this.log.warn(
+        { uuid: dom.uuid, domain: objectKey(elsewhere), runsOn: elsewhere.status?.host },
+        "destroyed a stale copy: the cluster runs this domain on another host",
+      );
+      await this.manager.events.record(
+        elsewhere,
+        "Warning",
+        "StaleCopyDestroyed",
+        "Reclaim",
+        `${this.host} still had a copy (domid ${dom.domid}) after the domain moved to ${elsewhere.status?.host}; destroyed it`,
+      );
+    }
+    return reclaimed;
   }
 
   /** Stops cleanly: reconciles in flight finish, the watchdog is disarmed. Domains keep running. */

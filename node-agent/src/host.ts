@@ -21,6 +21,7 @@ export interface HostReport {
   endpoint?: string;
   driver: "xl" | "sim";
   agentVersion: string;
+  fencing: { enabled: boolean; windowSeconds: number };
   previous?: { conditions?: Condition[]; cpuTime?: Map<string, number>; at?: number };
 }
 
@@ -92,6 +93,7 @@ export function hostStatus(
       cpuLoad,
       orphans: orphans.map((d) => ({ name: d.name, uuid: d.uuid, domid: d.domid, memoryMiB: d.memoryMiB })),
       lastHeartbeatTime: rfc3339(now),
+      fencing: r.fencing,
       conditions: conditions as XenHostStatus["conditions"],
     },
   };

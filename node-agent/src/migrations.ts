@@ -75,6 +75,19 @@ export class MigrationRoles implements Admission {
         if (m) await this.condition(m, "TargetRunning", "True", "Running", `domid ${dom.domid} on ${this.d.host}`);
       } catch (err) {
         this.d.log.warn({ migration: name, err: errorMessage(err) }, "receiving a migration failed");
+        // "False" must mean "not running here": the operator resumes the source copy on it.
+        const uuid = m?.status?.domainUUID;
+        const left = uuid ? await this.d.hv.getDomain(uuid).catch(() => undefined) : undefined;
+        if (left && uuid) {
+          const cleared = await this.d.hv.destroy(uuid).then(
+            () => true,
+            (e: unknown) => {
+              this.d.log.error({ migration: name, err: errorMessage(e) }, "cannot remove a half-received domain");
+              return false;
+            },
+          );
+          if (!cleared) return; // Say nothing rather than something unsafe: the migration stays unresolved.
+        }
         if (m) await this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)).catch(() => {});
       } finally {
         this.receiving.delete(name);
@@ -89,7 +102,30 @@ export class MigrationRoles implements Admission {
     if (out && out.status?.sourceHost === this.d.host) await this.asSource(out);
     const phase = (out ?? inc)?.status?.phase;
     if (phase === "Aborted" || phase === "Failed") this.sending.get(key)?.abort();
+    if (out && out.status?.sourceHost === this.d.host) await this.settleLeftover(out);
     return undefined;
+  }
+
+  /**
+   * After an ambiguous handover the source keeps a paused --migratedaway copy
+   * that only the cluster's verdict may settle: destroyed once the migration
+   * Succeeded (the target runs it), resumed once it Failed or was Aborted
+   * (the operator decides that only when the target cannot be running it).
+   */
+  private async settleLeftover(m: XenMigration): Promise<void> {
+    const phase = m.status?.phase;
+    const uuid = m.status?.domainUUID;
+    if (!uuid || (phase !== "Succeeded" && phase !== "Failed" && phase !== "Aborted") || this.sending.has(objectKey(m)))
+      return;
+    const dom = await this.d.hv.getDomain(uuid);
+    if (dom?.migration !== "migratedaway") return;
+    if (phase === "Succeeded") {
+      await this.d.hv.destroy(uuid);
+      this.d.log.info({ migration: objectKey(m), uuid }, "destroyed the paused source copy: the target runs the domain");
+    } else {
+      await this.d.hv.resumeMigratedAway(uuid);
+      this.d.log.info({ migration: objectKey(m), uuid }, "resumed the paused source copy: the target does not run it");
+    }
   }
 
   private async asTarget(m: XenMigration): Promise<void> {

@@ -172,17 +172,20 @@ describe("node agent (sim driver)", () => {
         (o) => o.uuid === orphan.uuid,
       ),
     );
-    const events = await client.list<
-      { metadata: object; reason: string; note: string; regarding: { name: string } } & { metadata: { name?: string } }
-    >(
-      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
-      { namespace: "default" },
-    );
-    assert.ok(
-      events.items.some(
+    // The event follows the status write.
+    await until("orphan event", async () => {
+      const events = await client.list<
+        { metadata: object; reason: string; note: string; regarding: { name: string } } & {
+          metadata: { name?: string };
+        }
+      >(
+        { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
+        { namespace: "default" },
+      );
+      return events.items.some(
         (e) => e.reason === "OrphanDomain" && e.regarding.name === "xen-a" && e.note.includes(orphan.uuid),
-      ),
-    );
+      );
+    });
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal((await sim.getDomain(orphan.uuid))?.domid, orphan.domid, "untouched");
   });

@@ -1,10 +1,12 @@
 // Host health, as Kubernetes' node lifecycle controller does it for nodes:
 // a XenHost whose agent Lease has not been renewed within its duration is
-// marked Ready=False (HeartbeatLost). The agent sets Ready=True itself
-// while it reports.
+// marked Ready=False (HeartbeatLost); the agent sets Ready=True itself while
+// it reports. The Fenced condition (fencing.ts) says when the host has
+// certainly stopped running guests, which HA and migrations wait for.
 import { hostLeaseName, resources, type XenHost } from "@kubexen/crds";
 import {
   type Condition,
+  type EventRecorder,
   getCondition,
   type Informer,
   type KubeClient,
@@ -13,18 +15,12 @@ import {
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
+import { FENCE_MARGIN_MS, fenceVerdict, type LeaseView, leaseExpiredForMs } from "./fencing.ts";
+import type { OperatorMetrics } from "./metrics.ts";
 
-export interface LeaseView {
-  renewTime?: string;
-  leaseDurationSeconds?: number;
-}
+export { leaseExpiredForMs } from "./fencing.ts";
 
-/** Milliseconds since the lease expired (negative while it is valid); undefined without a lease. */
-export function leaseExpiredForMs(lease: LeaseView | undefined, nowMs: number): number | undefined {
-  if (!lease?.renewTime) return undefined;
-  const renew = Date.parse(lease.renewTime);
-  return nowMs - (renew + (lease.leaseDurationSeconds ?? 40) * 1000);
-}
+const LEASES = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true };
 
 export class HostHealth {
   private readonly d: {
@@ -33,6 +29,9 @@ export class HostHealth {
     namespace: string;
     fieldManager: string;
     log: Logger;
+    events?: EventRecorder;
+    metrics?: OperatorMetrics;
+    fenceMarginMs?: number;
   };
   constructor(d: HostHealth["d"]) {
     this.d = d;
@@ -42,39 +41,59 @@ export class HostHealth {
     const host = this.d.hosts.get(key);
     if (!host?.metadata.name) return undefined;
     const lease = await this.d.client
-      .getOrUndefined<KubeObject & { spec?: LeaseView }>(
-        { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
-        hostLeaseName(host.metadata.name),
-        this.d.namespace,
-      )
+      .getOrUndefined<KubeObject & { spec?: LeaseView }>(LEASES, hostLeaseName(host.metadata.name), this.d.namespace)
       .then((l) => l?.spec);
-    const expiredFor = leaseExpiredForMs(lease, Date.now());
-    const ready = getCondition(host.status?.conditions as Condition[] | undefined, "Ready");
-    if (expiredFor === undefined || expiredFor > 0) {
-      if (ready?.status !== "False" || ready.reason !== "HeartbeatLost") {
-        const conditions = setCondition(host.status?.conditions as Condition[] | undefined, {
-          type: "Ready",
-          status: "False",
-          reason: "HeartbeatLost",
-          message: lease
-            ? `the node agent's Lease expired ${Math.round((expiredFor ?? 0) / 1000)} s ago`
-            : "the node agent has no Lease",
-        });
-        await this.d.client.applyStatus(
-          resources.xenHosts,
-          {
-            apiVersion: "kubexen.io/v1alpha1",
-            kind: "XenHost",
-            metadata: { name: host.metadata.name },
-            status: { conditions: conditions.filter((c) => c.type === "Ready") },
-          },
-          this.d.fieldManager,
-        );
-        this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
-      }
-      return { requeueAfterMs: 5_000 };
+    const now = Date.now();
+    const expiredFor = leaseExpiredForMs(lease, now);
+    const conds = host.status?.conditions as Condition[] | undefined;
+    const ready = getCondition(conds, "Ready");
+    const mine: Condition[] = [];
+    const lost = expiredFor === undefined || expiredFor > 0;
+    if (lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost")) {
+      mine.push({
+        type: "Ready",
+        status: "False",
+        reason: "HeartbeatLost",
+        message: lease
+          ? `the node agent's Lease expired ${Math.round((expiredFor ?? 0) / 1000)} s ago`
+          : "the node agent has no Lease",
+      } as Condition);
+      this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
     }
-    // Check again just after the lease would expire.
-    return { requeueAfterMs: Math.max(500, -expiredFor + 500) };
+    const v = fenceVerdict({
+      lease,
+      fencing: host.status?.fencing,
+      outOfService: host.spec?.outOfService ?? false,
+      nowMs: now,
+      marginMs: this.d.fenceMarginMs ?? FENCE_MARGIN_MS,
+    });
+    const fenced = getCondition(conds, "Fenced");
+    const fencedStatus = v.fenced ? "True" : "False";
+    if (fenced?.status !== fencedStatus || fenced.reason !== v.reason) {
+      mine.push({ type: "Fenced", status: fencedStatus, reason: v.reason, message: v.message } as Condition);
+      if (v.fenced) {
+        this.d.log.warn({ host: host.metadata.name, reason: v.reason }, "host fenced: its domains may run elsewhere");
+        this.d.metrics?.hostsFenced.inc({ reason: v.reason });
+        await this.d.events?.record(host, "Warning", "HostFenced", "Fence", v.message);
+      }
+    } else if (fenced) mine.push(fenced);
+    if (mine.some((c) => c !== fenced)) {
+      // Apply only the conditions this controller owns; the agent's stay its own.
+      const owned = conds?.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) ?? [];
+      let next = owned;
+      for (const c of mine) next = setCondition(next, c);
+      await this.d.client.applyStatus(
+        resources.xenHosts,
+        {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenHost",
+          metadata: { name: host.metadata.name },
+          status: { conditions: next.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) },
+        },
+        this.d.fieldManager,
+      );
+    }
+    if (!lost) return { requeueAfterMs: Math.max(500, -(expiredFor ?? 0) + 500) };
+    return { requeueAfterMs: Math.min(5_000, Math.max(500, (v.recheckMs ?? 5_000) + 200)) };
   }
 }

@@ -1,6 +1,7 @@
 // Deletion of XenDomains: the finalizer added at binding holds a deleted
 // XenDomain until its domain is gone from its host (the agent reports
-// state absent), or it was never bound, or its host no longer exists.
+// state absent), or it was never bound, or its host no longer exists or
+// was fenced (it runs nothing).
 import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
 import {
   hasFinalizer,
@@ -10,6 +11,7 @@ import {
   type ReconcileResult,
   removeFinalizer,
 } from "@kubexen/sdk";
+import { isFenced } from "./ha.ts";
 import { DOMAIN_FINALIZER } from "./scheduler.ts";
 
 export class Lifecycle {
@@ -22,7 +24,8 @@ export class Lifecycle {
     const xd = this.d.domains.get(key);
     if (!xd?.metadata.deletionTimestamp || !hasFinalizer(xd, DOMAIN_FINALIZER)) return undefined;
     const host = xd.status?.host;
-    const gone = !host || xd.status?.state === "absent" || !this.d.hosts.get(host);
+    const h = host ? this.d.hosts.get(host) : undefined;
+    const gone = !host || xd.status?.state === "absent" || !h || isFenced(h);
     if (!gone) return { requeueAfterMs: 5_000 };
     await removeFinalizer(this.d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
     this.d.log.info({ key, host }, "domain stopped on its host: released the XenDomain");

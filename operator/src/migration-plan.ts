@@ -38,6 +38,13 @@ export interface MigrationView {
   targetReady?: AgentReport;
   sourceDone?: AgentReport;
   targetRunning?: AgentReport;
+  /** The target host has been fenced (its domains are certainly gone). */
+  targetFenced?: boolean;
+  /** The source host has been fenced. */
+  sourceFenced?: boolean;
+  /** Per-migration (or per-domain) overrides of the policy's timeouts. */
+  completionTimeoutPerGiB?: number;
+  progressTimeoutSeconds?: number;
 }
 
 const ACTIVE: ReadonlySet<MigrationPhase> = new Set(["Scheduling", "PreparingTarget", "Transferring"]);
@@ -95,6 +102,8 @@ export type Step =
 /** The next step of an admitted migration (Scheduling and Pending are the controller's: target choice needs the hosts). */
 export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): Step {
   if (m.phase === "PreparingTarget") {
+    if (m.sourceFenced || m.targetFenced)
+      return { kind: "fail", reason: `${m.sourceFenced ? m.sourceHost : m.targetHost} was fenced before the transfer` };
     if (m.targetReady?.status === "True") return { kind: "transfer" };
     if (m.targetReady?.status === "False")
       return { kind: "fail", reason: `target ${m.targetHost} cannot receive: ${m.targetReady.message}` };
@@ -102,6 +111,14 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
   }
   if (m.phase !== "Transferring") return { kind: "wait" };
   if (m.sourceDone?.status === "True" && m.targetRunning?.status === "True") return { kind: "handover" };
+  // A fenced host runs nothing: whichever side is left decides.
+  if (m.sourceDone?.status === "True" && m.targetFenced) return { kind: "handover" };
+  if (m.sourceFenced) {
+    if (m.targetRunning?.status === "True") return { kind: "handover" };
+    if (m.targetRunning?.status === "False" || m.targetFenced)
+      return { kind: "fail", reason: `${m.sourceHost} was fenced and the target does not run the domain` };
+    return { kind: "wait", recheckMs: 2000 };
+  }
   if (m.sourceDone?.status === "False" && m.sourceDone.reason !== "Ambiguous") {
     return {
       kind: "fail",
@@ -111,14 +128,32 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
   if (m.targetRunning?.status === "False" && m.sourceDone?.reason !== "Ambiguous") {
     return { kind: "fail", reason: `the target could not start the domain: ${m.targetRunning.message}` };
   }
-  // Ambiguous: the source copy is paused and only the target's report can settle it; wait for it.
-  if (m.sourceDone?.reason === "Ambiguous") return { kind: "wait", recheckMs: 2000 };
+  // Ambiguous: the source copy is paused and only the target's report (or its fencing) can settle it.
+  if (m.sourceDone?.reason === "Ambiguous") {
+    // The source copy stays paused until the verdict: the target running it is a success.
+    if (m.targetRunning?.status === "True") return { kind: "handover" };
+    if (m.targetRunning?.status === "False")
+      return {
+        kind: "fail",
+        reason: `the link broke at the handover and ${m.targetHost} did not start the domain (${m.targetRunning.message}); it resumes on ${m.sourceHost}`,
+      };
+    if (m.targetFenced)
+      return {
+        kind: "fail",
+        reason: `the link broke at the handover and ${m.targetHost} was fenced; the domain resumes on ${m.sourceHost}`,
+      };
+    return { kind: "wait", recheckMs: 2000 };
+  }
+  if (m.targetFenced)
+    return { kind: "fail", reason: `${m.targetHost} was fenced; the domain keeps running on ${m.sourceHost}` };
+  const perGiB = m.completionTimeoutPerGiB ?? limits.completionTimeoutPerGiB;
+  const progressS = m.progressTimeoutSeconds ?? limits.progressTimeoutSeconds;
   const started = m.startedMs ?? nowMs;
-  const total = completionTimeoutSeconds(m.memoryMiB ?? 1024, limits.completionTimeoutPerGiB) * 1000;
+  const total = completionTimeoutSeconds(m.memoryMiB ?? 1024, perGiB) * 1000;
   if (nowMs - started > total)
     return { kind: "abort", reason: `no completion within ${total / 1000} s (completion timeout)` };
   const lastProgress = m.progressMs ?? started;
-  if (nowMs - lastProgress > limits.progressTimeoutSeconds * 1000)
-    return { kind: "abort", reason: `no progress for ${limits.progressTimeoutSeconds} s (progress timeout)` };
+  if (nowMs - lastProgress > progressS * 1000)
+    return { kind: "abort", reason: `no progress for ${progressS} s (progress timeout)` };
   return { kind: "wait", recheckMs: 1000 };
 }

@@ -30,6 +30,7 @@ import {
   step,
   targetHasInboundRoom,
 } from "./migration-plan.ts";
+import type { OperatorMetrics } from "./metrics.ts";
 import { place, unfit } from "./placement.ts";
 import { SCHEDULER_MANAGER } from "./scheduler.ts";
 import { hostView, placements, request } from "./views.ts";
@@ -45,6 +46,7 @@ export interface MigrationDeps {
   policies: Informer<XenMigrationPolicy>;
   events: EventRecorder;
   log: Logger;
+  metrics?: OperatorMetrics;
 }
 
 const report = (m: XenMigration, type: string) => {
@@ -76,12 +78,13 @@ export class MigrationController {
 
   view(m: XenMigration): MigrationView {
     const s = m.status;
+    const xd = this.domainOf(m);
     return {
       key: objectKey(m),
       phase: s?.phase ?? "Pending",
       priority: m.spec.priority,
       createdMs: Date.parse(String(m.metadata.creationTimestamp ?? 0)) || 0,
-      sourceHost: s?.sourceHost ?? this.domainOf(m)?.status?.host,
+      sourceHost: s?.sourceHost ?? xd?.status?.host,
       targetHost: s?.targetHost,
       requestedTarget: m.spec.targetHost,
       memoryMiB: s?.memoryMiB,
@@ -90,7 +93,17 @@ export class MigrationController {
       targetReady: report(m, "TargetReady"),
       sourceDone: report(m, "SourceDone"),
       targetRunning: report(m, "TargetRunning"),
+      sourceFenced: this.fenced(s?.sourceHost),
+      targetFenced: this.fenced(s?.targetHost),
+      completionTimeoutPerGiB: m.spec.completionTimeoutPerGiB ?? xd?.spec.migration?.completionTimeoutPerGiB,
+      progressTimeoutSeconds: m.spec.progressTimeoutSeconds ?? xd?.spec.migration?.progressTimeoutSeconds,
     };
+  }
+
+  private fenced(host: string | undefined): boolean {
+    if (!host) return false;
+    const h = this.d.hosts.get(host);
+    return getCondition(h?.status?.conditions as Condition[] | undefined, "Fenced")?.status === "True";
   }
 
   /** Migrations waiting for a slot (to retry when one frees up). */
@@ -98,6 +111,14 @@ export class MigrationController {
     return this.d.migrations
       .list()
       .filter((m) => (m.status?.phase ?? "Pending") === "Pending")
+      .map(objectKey);
+  }
+
+  /** Unfinished migrations from or to `host` (to settle when its fencing changes). */
+  involving(host: string): string[] {
+    return this.d.migrations
+      .list()
+      .filter((m) => !isFinished(this.view(m)) && (m.status?.sourceHost === host || m.status?.targetHost === host))
       .map(objectKey);
   }
 
@@ -247,6 +268,16 @@ export class MigrationController {
       reason ?? `moved to ${m.status?.targetHost}`,
     );
     this.d.log.info({ migration: objectKey(m), phase, reason }, "migration ended");
+    const mt = this.d.metrics;
+    if (mt) {
+      mt.migrationsEnded.inc({ result: phase, reason: m.spec.reason });
+      const created = Date.parse(String(m.metadata.creationTimestamp ?? ""));
+      if (created) mt.migrationDuration.observe({ result: phase }, Math.max(0, (Date.now() - created) / 1000));
+      if (phase === "Succeeded") {
+        if (m.status?.downtimeMs !== undefined) mt.migrationDowntime.observe(m.status.downtimeMs / 1000);
+        if (m.status?.bytesTransferred) mt.migrationBytes.inc(m.status.bytesTransferred);
+      }
+    }
     return undefined;
   }
 }

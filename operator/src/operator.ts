@@ -11,8 +11,10 @@ import {
   type XenMigrationPolicy,
 } from "@kubexen/crds";
 import { Controller, createLogger, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { HighAvailability } from "./ha.ts";
 import { HostHealth } from "./hosthealth.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { OperatorMetrics } from "./metrics.ts";
 import { MigrationController } from "./migration.ts";
 import { Scheduler } from "./scheduler.ts";
 
@@ -25,10 +27,15 @@ export interface OperatorOptions {
   metricsPort?: number;
   exitOnLostLease?: boolean;
   logger?: Logger;
+  /** Added to each host's fence window before its domains restart elsewhere (default 15 s). */
+  fenceMarginMs?: number;
 }
+
+const isFinishedPhase = (p: string | undefined) => p === "Succeeded" || p === "Failed" || p === "Aborted";
 
 export class Operator {
   readonly manager: Manager;
+  readonly metrics: OperatorMetrics;
   constructor(o: OperatorOptions) {
     const log = o.logger ?? createLogger("kubexen-operator");
     const namespace = o.namespace ?? "kubexen-system";
@@ -47,7 +54,18 @@ export class Operator {
     const hosts = mgr.informer<XenHost>(resources.xenHosts);
     const maintenances = mgr.informer<XenMaintenance>(resources.xenMaintenances);
 
-    const health = new HostHealth({ client: mgr.client, hosts, namespace, fieldManager: "kubexen-host-health", log });
+    const metrics = new OperatorMetrics(mgr.metrics.registry);
+    this.metrics = metrics;
+    const health = new HostHealth({
+      client: mgr.client,
+      hosts,
+      namespace,
+      fieldManager: "kubexen-host-health",
+      log,
+      events: mgr.events,
+      metrics,
+      fenceMarginMs: o.fenceMarginMs,
+    });
     mgr.add(
       new Controller({
         name: "hosthealth",
@@ -57,7 +75,15 @@ export class Operator {
       }).watch(hosts),
     );
 
-    const scheduler = new Scheduler({ client: mgr.client, domains, hosts, maintenances, events: mgr.events, log });
+    const scheduler = new Scheduler({
+      client: mgr.client,
+      domains,
+      hosts,
+      maintenances,
+      events: mgr.events,
+      log,
+      metrics,
+    });
     const sched = new Controller({
       name: "scheduler",
       concurrency: 1,
@@ -83,6 +109,7 @@ export class Operator {
       policies,
       events: mgr.events,
       log,
+      metrics,
     });
     const migCtrl = new Controller({
       name: "migration",
@@ -94,12 +121,23 @@ export class Operator {
     // A migration that ends frees a slot for the waiting ones.
     migCtrl.watch(migrations, (ev) => [
       objectKey(ev.obj),
-      ...(ev.obj.status?.phase && ["Succeeded", "Failed", "Aborted"].includes(ev.obj.status.phase)
-        ? mig.waiting()
-        : []),
+      ...(isFinishedPhase(ev.obj.status?.phase) ? mig.waiting() : []),
     ]);
     migCtrl.watch(policies, () => mig.waiting());
     mgr.add(migCtrl);
+
+    const ha = new HighAvailability({ client: mgr.client, hosts, domains, migrations, events: mgr.events, log, metrics });
+    const haCtrl = new Controller({
+      name: "ha",
+      logger: log,
+      metrics: mgr.metrics,
+      reconcile: (k) => ha.reconcile(k),
+    }).watch(hosts);
+    // A migration that settles may leave a domain on a fenced host.
+    haCtrl.watch(migrations, (ev) => (isFinishedPhase(ev.obj.status?.phase) ? ev.obj.status?.sourceHost : undefined));
+    mgr.add(haCtrl);
+    // A host's fencing settles the migrations that involve it.
+    migCtrl.watch(hosts, (ev) => mig.involving(ev.obj.metadata.name ?? ""));
 
     const lifecycle = new Lifecycle({ client: mgr.client, domains, hosts, log });
     mgr.add(

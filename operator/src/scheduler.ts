@@ -17,6 +17,7 @@ import {
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
+import type { OperatorMetrics } from "./metrics.ts";
 import { assume, DEFAULT_OVERCOMMIT, type OvercommitPolicy, place } from "./placement.ts";
 import { hostView, placed, placements, request } from "./views.ts";
 
@@ -31,6 +32,7 @@ export interface SchedulerDeps {
   events: EventRecorder;
   log: Logger;
   policy?: OvercommitPolicy;
+  metrics?: OperatorMetrics;
 }
 
 export class Scheduler {
@@ -96,6 +98,7 @@ export class Scheduler {
         },
         SCHEDULER_MANAGER,
       );
+      d.metrics?.schedulingDecisions.inc({ result: "unschedulable" });
       if (this.lastMessage.get(key) !== decision.message) {
         this.lastMessage.set(key, decision.message);
         await d.events.record(xd, "Warning", "FailedScheduling", "Schedule", decision.message);
@@ -131,6 +134,7 @@ export class Scheduler {
       SCHEDULER_MANAGER,
     );
     this.assumed.set(key, decision.host);
+    d.metrics?.schedulingDecisions.inc({ result: "bound" });
     this.lastMessage.delete(key);
     await d.events.record(xd, "Normal", "Scheduled", "Schedule", `bound to ${decision.host}`);
     return undefined;

@@ -109,7 +109,18 @@ describe("steps", () => {
     assert.equal(t({ sourceDone: F("SendFailed") }), "fail");
     assert.equal(t({ targetRunning: F("ReceiveFailed") }), "fail");
     assert.equal(t({ sourceDone: F("Ambiguous") }), "wait", "an ambiguous outcome waits for the target's report");
-    assert.equal(t({ sourceDone: F("Ambiguous"), targetRunning: F("ReceiveFailed") }), "wait");
+    assert.equal(t({ sourceDone: F("Ambiguous"), targetRunning: T() }), "handover");
+    assert.equal(
+      t({ sourceDone: F("Ambiguous"), targetRunning: F("ReceiveFailed") }),
+      "fail",
+      "the target reported it does not run the domain: the source resumes",
+    );
+    assert.equal(t({ sourceDone: F("Ambiguous"), targetFenced: true }), "fail");
+    assert.equal(
+      step(mv("m", { phase: "Transferring", startedMs: 0, sourceDone: F("Ambiguous") }), 10_000_000, L).kind,
+      "wait",
+      "no timeout ends an ambiguous migration: only the target's report or its fencing",
+    );
   });
 
   it("aborts on the completion and the progress timeouts", () => {

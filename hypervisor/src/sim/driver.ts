@@ -639,6 +639,16 @@ export class SimHypervisor implements Hypervisor {
     };
   }
 
+  async resumeMigratedAway(uuid: string): Promise<DomainInfo> {
+    await this.gate("unpause");
+    const d = this.get(uuid);
+    if (d.migration !== "migratedaway")
+      throw new HypervisorError("Failed", `domain ${d.name} is not a --migratedaway copy`);
+    d.migration = undefined;
+    this.setState(d, "running");
+    return this.info(d);
+  }
+
   private async sendRound(transport: Duplex, pages: number, modelSeconds: number): Promise<void> {
     const start = Date.now();
     let wire = Math.max(1, Math.round(pages * PAGE_BYTES * this.opts.wireScale));

@@ -132,6 +132,19 @@ export class XlHypervisor implements Hypervisor {
     await this.xl(["unpause", await this.domid(uuid)], { timeoutMs: 15_000 });
   }
 
+  async resumeMigratedAway(uuid: string): Promise<DomainInfo> {
+    const d = await this.getDomain(uuid);
+    if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid}`);
+    if (d.migration !== "migratedaway")
+      throw new HypervisorError("Failed", `domain ${d.name} is not a --migratedaway copy`);
+    // xl left it paused under "<name>--migratedaway": give the name back, then let it run.
+    await this.xl(["rename", String(d.domid), d.name], { timeoutMs: 15_000 });
+    await this.xl(["unpause", String(d.domid)], { timeoutMs: 15_000 });
+    const after = await this.getDomain(uuid);
+    if (!after) throw new HypervisorError("Failed", `domain ${d.name} vanished while being resumed`);
+    return after;
+  }
+
   async reboot(uuid: string): Promise<void> {
     await this.xl(["reboot", await this.domid(uuid)], { timeoutMs: 15_000 });
   }
