@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type SimHostOptions, SimHypervisor } from "@kubexen/hypervisor";
-import { NodeAgent } from "@kubexen/node-agent";
+import { NodeAgent, SimWatchdog } from "@kubexen/node-agent";
 import type { Logger } from "@kubexen/sdk";
 import type { ControlPlane } from "./controlplane/controlplane.ts";
 import { issueHostCert, makeCa } from "./controlplane/pki.ts";
@@ -19,7 +19,15 @@ export interface SimFleet {
 export async function startSimFleet(
   cp: ControlPlane,
   hosts: Array<Omit<SimHostOptions, "hostname"> & { name: string }>,
-  opts: { logger?: Logger; heartbeatIntervalMs?: number; reportIntervalMs?: number; persist?: boolean } = {},
+  opts: {
+    logger?: Logger;
+    heartbeatIntervalMs?: number;
+    leaseDurationSeconds?: number;
+    reportIntervalMs?: number;
+    persist?: boolean;
+    /** Self-fencing through each sim's watchdog. */
+    fencing?: { fenceTimeoutMs: number; watchdogTimeoutMs: number };
+  } = {},
 ): Promise<SimFleet> {
   const ca = await makeCa(cp.dir, "migration-ca");
   const sims = new Map<string, SimHypervisor>();
@@ -38,7 +46,9 @@ export async function startSimFleet(
       hypervisor: sim,
       logger: opts.logger,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      leaseDurationSeconds: opts.leaseDurationSeconds,
       reportIntervalMs: opts.reportIntervalMs,
+      fencing: opts.fencing && { watchdog: new SimWatchdog(sim), ...opts.fencing },
       migrationEndpoint: `127.0.0.1:${port}`,
       migration: {
         tls: { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile), ca: readFileSync(ca.certFile) },

@@ -281,9 +281,15 @@ export class NodeAgent {
     await this.manager.stop();
   }
 
-  /** Stops only the heartbeat, as a network partition from the control plane would (tests). */
-  partition(): void {
+  /**
+   * Cuts the agent off the control plane, as a network partition would
+   * (tests): no heartbeat, no reports, no watches or writes. The domains keep
+   * running and the fencer keeps counting, so the host resets on time.
+   */
+  async partition(): Promise<void> {
     this.heartbeat.stop();
     clearTimeout(this.reportTimer);
+    this.unwatch?.();
+    await this.manager.stop();
   }
 }

@@ -262,7 +262,7 @@ describe("node agent (sim driver)", () => {
         "True",
         "Ready while the heartbeat runs",
       );
-      agent.partition();
+      await agent.partition();
       await until(
         "Ready=False",
         async () => {
@@ -318,7 +318,7 @@ describe("node agent self-fencing (sim watchdog)", () => {
       assert.equal(sim.watchdogResets, 0);
       assert.ok(await sim.getDomain(uuid));
       const cutAt = Date.now();
-      agent.partition();
+      await agent.partition();
       await until("host reset by its watchdog", async () => sim.watchdogResets === 1, 10_000);
       const elapsed = Date.now() - cutAt;
       assert.ok(elapsed >= 2000, `fenced after ${elapsed} ms, not before the fence timeout`);

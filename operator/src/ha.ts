@@ -27,7 +27,7 @@ export type HaAction = { kind: "none" } | { kind: "restart" } | { kind: "markFai
 export function haAction(xd: XenDomain, migrating: boolean): HaAction {
   if (xd.metadata.deletionTimestamp || migrating) return { kind: "none" };
   const s = xd.status;
-  if (!s?.host || s.state === "absent") return { kind: "none" };
+  if (!s?.host) return { kind: "none" };
   switch (xd.spec.runStrategy) {
     case "Always":
       return { kind: "restart" };

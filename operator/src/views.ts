@@ -4,7 +4,10 @@ import type { DomainRequest, HostView, PlacedDomain, Placements } from "./placem
 
 export function hostView(h: XenHost, maintenances: XenMaintenance[]): HostView {
   const s = h.status;
-  const ready = s?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+  // A fenced host (out of service, or silent past its fence window) takes nothing, whatever its agent last said.
+  const ready =
+    s?.conditions?.find((c) => c.type === "Ready")?.status === "True" &&
+    s.conditions.find((c) => c.type === "Fenced")?.status !== "True";
   return {
     name: h.metadata.name ?? "",
     ready,

@@ -82,7 +82,8 @@ describe("HA action per domain on a fenced host", () => {
     assert.equal(haAction(xd("Halted"), false).kind, "none");
     assert.equal(haAction(xd("Always"), true).kind, "none", "a migration under way settles first");
     assert.equal(haAction(xd("Always", {}, true), false).kind, "none", "deletion is the finalizer's");
-    assert.equal(haAction(xd("Always", { state: "absent" }), false).kind, "none", "already released");
+    assert.equal(haAction(xd("Always", { phase: "CrashLoopBackOff", state: "absent" }), false).kind, "restart");
+    assert.equal(haAction(xd("Always", { host: undefined }), false).kind, "none", "already released");
   });
 });
 
