@@ -56,6 +56,7 @@ const report = (m: XenMigration, type: string) => {
 
 export class MigrationController {
   private readonly d: MigrationDeps;
+  private admission: Promise<unknown> = Promise.resolve();
   constructor(d: MigrationDeps) {
     this.d = d;
   }
@@ -128,9 +129,24 @@ export class MigrationController {
     const v = this.view(m);
     if (isFinished(v)) return undefined;
     const limits = this.limits();
-    const all = this.d.migrations.list().map((x) => this.view(x));
     const xd = this.domainOf(m);
 
+    if (v.phase === "Pending" || v.phase === "Scheduling") {
+      // Admission and target choice read every migration's state: one at a time, each seeing the last one's write.
+      const turn = this.admission.then(() => this.admitOrPlace(m, key));
+      this.admission = turn.catch(() => {});
+      return turn;
+    }
+    return this.advance(m, v, xd, limits);
+  }
+
+  private async admitOrPlace(m0: XenMigration, key: string): Promise<ReconcileResult> {
+    const m = this.d.migrations.get(key) ?? m0;
+    const v = this.view(m);
+    if (v.phase !== "Pending" && v.phase !== "Scheduling") return { requeueAfterMs: 10 };
+    const limits = this.limits();
+    const all = this.d.migrations.list().map((x) => this.view(x));
+    const xd = this.domainOf(m);
     if (v.phase === "Pending") {
       if (!xd) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} does not exist in ${m.metadata.namespace}`);
       if (!xd.status?.host || xd.status.phase !== "Running")
@@ -188,6 +204,15 @@ export class MigrationController {
       return this.setPhase(m, "PreparingTarget", { targetHost: target });
     }
 
+    return this.advance(m, v, xd, limits);
+  }
+
+  private async advance(
+    m: XenMigration,
+    v: MigrationView,
+    xd: XenDomain | undefined,
+    limits: MigrationLimits,
+  ): Promise<ReconcileResult> {
     const s = step(v, Date.now(), limits);
     switch (s.kind) {
       case "wait":

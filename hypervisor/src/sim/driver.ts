@@ -48,7 +48,8 @@ export interface SimHostOptions {
   wireScale?: number;
 }
 
-export type MigrationFaultPhase = "prepare" | "precopy" | "stopcopy" | "handover" | "resume";
+/** `handover`: the link breaks before the go reaches the target; `confirm`: after it, before the target confirms. */
+export type MigrationFaultPhase = "prepare" | "precopy" | "stopcopy" | "handover" | "confirm" | "resume";
 
 export interface SimFaults {
   /** Delay every call by this many ms. */
@@ -583,7 +584,7 @@ export class SimHypervisor implements Hypervisor {
     try {
       for (const [i, round] of plan.rounds.entries()) {
         if (opts.signal?.aborted) throw new Error("aborted");
-        await this.sendRound(transport, round.pages, round.seconds);
+        await this.sendRound(transport, round.pages, round.seconds, opts.signal);
         if (this.takeFault("send", "precopy")) throw new Error("injected fault");
         bytesSent += round.pages * PAGE_BYTES;
         opts.onProgress?.({ round: i + 1, bytesSent, dirtyPages: plan.rounds[i + 1]?.pages ?? plan.final.pages });
@@ -596,7 +597,7 @@ export class SimHypervisor implements Hypervisor {
     try {
       if (opts.signal?.aborted) throw new Error("aborted");
       if (this.takeFault("send", "stopcopy")) throw new Error("injected fault");
-      await this.sendRound(transport, plan.final.pages, plan.final.seconds + 0.03);
+      await this.sendRound(transport, plan.final.pages, plan.final.seconds + 0.03, opts.signal);
       await writeFrame(transport, "S", { rounds: plan.rounds.length + 1 });
       await reader.expect("Y");
     } catch (err) {
@@ -610,6 +611,7 @@ export class SimHypervisor implements Hypervisor {
     try {
       if (this.takeFault("send", "handover")) throw new Error("injected fault: link lost after go");
       await writeFrame(transport, "G", {});
+      if (this.takeFault("send", "confirm")) throw new Error("injected fault: link lost before the target confirmed");
       done = await reader.expect<{ ok: boolean; error?: string }>("D");
     } catch (err) {
       transport.destroy();
@@ -649,18 +651,23 @@ export class SimHypervisor implements Hypervisor {
     return this.info(d);
   }
 
-  private async sendRound(transport: Duplex, pages: number, modelSeconds: number): Promise<void> {
+  /** Sends one round's (scaled) bytes and takes its modelled time; an abort stops it within one chunk or 100 ms. */
+  private async sendRound(transport: Duplex, pages: number, modelSeconds: number, signal?: AbortSignal): Promise<void> {
     const start = Date.now();
     let wire = Math.max(1, Math.round(pages * PAGE_BYTES * this.opts.wireScale));
     const chunk = Buffer.alloc(Math.min(wire, 64 * 1024), 0xa5);
     while (wire > 0) {
+      if (signal?.aborted) throw new Error("aborted");
       const n = Math.min(wire, chunk.length);
       await writeFrame(transport, "P", n === chunk.length ? chunk : chunk.subarray(0, n));
       wire -= n;
     }
     await writeFrame(transport, "R", { pages });
-    const wait = modelSeconds * 1000 * this.opts.timeScale - (Date.now() - start);
-    if (wait > 0) await sleep(wait);
+    const end = start + modelSeconds * 1000 * this.opts.timeScale;
+    while (Date.now() < end) {
+      if (signal?.aborted) throw new Error("aborted");
+      await sleep(Math.min(100, end - Date.now()));
+    }
   }
 
   async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {
