@@ -96,7 +96,9 @@ export const XenHostStatusSchema = z
     lastHeartbeatTime: time("When the agent last renewed its Lease.").optional(),
     fencing: z
       .object({
-        enabled: z.boolean().describe("The agent feeds a watchdog that resets the host when the Lease cannot be renewed."),
+        enabled: z
+          .boolean()
+          .describe("The agent feeds a watchdog that resets the host when the Lease cannot be renewed."),
         windowSeconds: z
           .int()
           .min(0)
@@ -105,7 +107,9 @@ export const XenHostStatusSchema = z
           ),
       })
       .optional()
-      .describe("Self-fencing, as the agent runs it: what the operator's HA waits for before restarting domains elsewhere."),
+      .describe(
+        "Self-fencing, as the agent runs it: what the operator's HA waits for before restarting domains elsewhere.",
+      ),
     observedGeneration: observedGeneration(),
     conditions: conditions(
       "Ready (from the agent's heartbeat), MemoryPressure, Fenced (True once the host has certainly reset or is out of service: its domains may run elsewhere).",

@@ -4,7 +4,7 @@ export { type CommandResult, ControlPlane, type ControlPlaneOptions } from "./co
 export { issueHostCert, type KeyPair, makeCa } from "./controlplane/pki.ts";
 export { freePort } from "./controlplane/ports.ts";
 export { type SimFleet, startSimFleet } from "./fleet.ts";
-export { OverlapRecorder } from "./overlap.ts";
 export { logger } from "./log.ts";
+export { OverlapRecorder } from "./overlap.ts";
 export { pidAlive, type Supervised, startSupervised } from "./supervised.ts";
 export { until } from "./wait.ts";

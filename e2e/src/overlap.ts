@@ -11,6 +11,8 @@ export class OverlapRecorder {
   /** uuid -> every start on a host, with when. */
   readonly starts = new Map<string, Array<{ host: string; at: number }>>();
   private readonly unsubscribe: Array<() => void> = [];
+  /** uuid -> the last events seen for it, to explain an overlap. */
+  private readonly history = new Map<string, string[]>();
 
   constructor(sims: Map<string, SimHypervisor>) {
     for (const [host, sim] of sims) this.attach(host, sim);
@@ -20,13 +22,19 @@ export class OverlapRecorder {
     this.unsubscribe.push(
       sim.watch((e) => {
         const set = this.running.get(e.uuid) ?? new Set<string>();
+        const h = this.history.get(e.uuid) ?? [];
+        h.push(`${new Date().toISOString().slice(11, 23)} ${host} ${e.type}${e.type === "state" ? ` ${e.state}` : ""}`);
+        this.history.set(e.uuid, h.slice(-12));
         const runs = e.type === "state" && (e.state === "running" || e.state === "blocked");
         if (runs && !set.has(host)) {
           set.add(host);
           const list = this.starts.get(e.uuid) ?? [];
           list.push({ host, at: Date.now() });
           this.starts.set(e.uuid, list);
-          if (set.size > 1) this.overlaps.push(`${e.uuid} on ${[...set].join(" and ")} at ${new Date().toISOString()}`);
+          if (set.size > 1)
+            this.overlaps.push(
+              `${e.uuid} on ${[...set].join(" and ")} at ${new Date().toISOString()} after: ${this.history.get(e.uuid)?.join("; ")}`,
+            );
         } else if (!runs) set.delete(host);
         this.running.set(e.uuid, set);
       }),

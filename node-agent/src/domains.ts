@@ -112,6 +112,20 @@ export class DomainController {
       nowMs: now,
       saveDir: d.saveDir,
     });
+    // Absent here and about to start it or to report its end: the informer may lag a handover to
+    // another host (a migration's end can arrive before the binding's change). Ask the API server.
+    if (!observed && (p.action.kind !== "none" || p.phase !== xd.status?.phase)) {
+      const fresh = await d.client.getOrUndefined<XenDomain>(
+        resources.xenDomains,
+        xd.metadata.name ?? "",
+        xd.metadata.namespace,
+      );
+      if (!fresh || fresh.status?.host !== d.host || fresh.status?.uuid !== uuid) return undefined;
+      if (fresh.metadata.resourceVersion !== xd.metadata.resourceVersion) {
+        await d.informer.waitForChange(key, xd.metadata.resourceVersion);
+        return { requeueAfterMs: 10 };
+      }
+    }
     let status: Partial<XenDomainStatus> = { ...p.statusPatch };
     let after: DomainInfo | undefined = observed;
     let phase: DomainPhase = p.phase;

@@ -101,7 +101,8 @@ export class MigrationRoles implements Admission {
     if (inc && inc.status?.targetHost === this.d.host) await this.asTarget(inc);
     if (out && out.status?.sourceHost === this.d.host) await this.asSource(out);
     const phase = (out ?? inc)?.status?.phase;
-    if (phase === "Aborted" || phase === "Failed") this.sending.get(key)?.abort();
+    const abortAsked = out && getCondition(conds(out), "AbortRequested")?.status === "True";
+    if (phase === "Aborted" || phase === "Failed" || abortAsked) this.sending.get(key)?.abort();
     if (out && out.status?.sourceHost === this.d.host) await this.settleLeftover(out);
     return undefined;
   }
@@ -121,7 +122,10 @@ export class MigrationRoles implements Admission {
     if (dom?.migration !== "migratedaway") return;
     if (phase === "Succeeded") {
       await this.d.hv.destroy(uuid);
-      this.d.log.info({ migration: objectKey(m), uuid }, "destroyed the paused source copy: the target runs the domain");
+      this.d.log.info(
+        { migration: objectKey(m), uuid },
+        "destroyed the paused source copy: the target runs the domain",
+      );
     } else {
       await this.d.hv.resumeMigratedAway(uuid);
       this.d.log.info({ migration: objectKey(m), uuid }, "resumed the paused source copy: the target does not run it");
@@ -167,6 +171,8 @@ export class MigrationRoles implements Admission {
     if (m.status?.phase !== "Transferring" || getCondition(conds(m), "SourceDone") || this.sending.has(key)) return;
     const { sourceHost, targetHost, domainUUID } = m.status;
     if (!sourceHost || !targetHost || !domainUUID || !m.metadata.uid) return;
+    if (getCondition(conds(m), "AbortRequested")?.status === "True")
+      return this.condition(m, "SourceDone", "False", "SendFailed", "aborted before sending; the domain stays here");
     const abort = new AbortController();
     this.sending.set(key, abort);
     void (async () => {

@@ -40,8 +40,7 @@ export function fenceVerdict(i: FenceInput): FenceVerdict {
   const expiredFor = leaseExpiredForMs(i.lease, i.nowMs);
   if (expiredFor !== undefined && expiredFor <= 0)
     return { fenced: false, reason: "HeartbeatOK", message: "the node agent renews its Lease", recheckMs: -expiredFor };
-  if (!i.lease?.renewTime)
-    return { fenced: false, reason: "NoLease", message: "the node agent never took its Lease" };
+  if (!i.lease?.renewTime) return { fenced: false, reason: "NoLease", message: "the node agent never took its Lease" };
   if (!i.fencing?.enabled)
     return {
       fenced: false,

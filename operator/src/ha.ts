@@ -91,7 +91,12 @@ export class HighAvailability {
     // The agent's report is stale: the domain runs nowhere now.
     await this.d.client.applyStatus(
       resources.xenDomains,
-      { apiVersion: "kubexen.io/v1alpha1", kind: "XenDomain", metadata: meta, status: { phase: "Pending", state: "absent" } },
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: meta,
+        status: { phase: "Pending", state: "absent" },
+      },
       HA_MANAGER,
     );
     // Dropping host under the scheduler's manager unbinds it; the identity stays.

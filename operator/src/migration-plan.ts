@@ -25,6 +25,8 @@ export type AgentReport = { status: "True" | "False"; reason: string; message: s
 
 export interface MigrationView {
   key: string;
+  /** The XenDomain it moves (namespace/name): one migration per domain at a time. */
+  domain: string;
   phase: MigrationPhase;
   priority: number;
   createdMs: number;
@@ -42,6 +44,10 @@ export interface MigrationView {
   targetFenced?: boolean;
   /** The source host has been fenced. */
   sourceFenced?: boolean;
+  /** The operator asked the source to stop sending (a timeout), and why. */
+  abortRequested?: string;
+  /** When PreparingTarget began. */
+  preparingMs?: number;
   /** Per-migration (or per-domain) overrides of the policy's timeouts. */
   completionTimeoutPerGiB?: number;
   progressTimeoutSeconds?: number;
@@ -54,13 +60,15 @@ export const isFinished = (m: MigrationView) =>
 
 /**
  * Which Pending migrations may start now: highest priority first, then oldest,
- * within the cluster limit and each source host's outbound limit. (Inbound
+ * within the cluster limit and each source host's outbound limit, never two
+ * of one domain at once. (Inbound
  * limits are enforced when the target is chosen, see `targetHasInboundRoom`.)
  */
 export function admit(all: MigrationView[], limits: MigrationLimits): string[] {
   const active = all.filter(isActive);
   let clusterFree = limits.cluster - active.length;
   const outbound = new Map<string, number>();
+  const moving = new Set(active.map((m) => m.domain));
   for (const m of active) if (m.sourceHost) outbound.set(m.sourceHost, (outbound.get(m.sourceHost) ?? 0) + 1);
   const pending = all
     .filter((m) => m.phase === "Pending")
@@ -69,8 +77,9 @@ export function admit(all: MigrationView[], limits: MigrationLimits): string[] {
   for (const m of pending) {
     if (clusterFree <= 0) break;
     const src = m.sourceHost ?? "";
-    if ((outbound.get(src) ?? 0) >= limits.outboundPerHost) continue;
+    if ((outbound.get(src) ?? 0) >= limits.outboundPerHost || moving.has(m.domain)) continue;
     admitted.push(m.key);
+    moving.add(m.domain);
     outbound.set(src, (outbound.get(src) ?? 0) + 1);
     clusterFree--;
   }
@@ -94,6 +103,7 @@ export function completionTimeoutSeconds(memoryMiB: number, perGiB: number): num
 
 export type Step =
   | { kind: "wait"; recheckMs?: number }
+  | { kind: "requestAbort"; reason: string }
   | { kind: "transfer" }
   | { kind: "handover" }
   | { kind: "fail"; reason: string }
@@ -107,6 +117,10 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
     if (m.targetReady?.status === "True") return { kind: "transfer" };
     if (m.targetReady?.status === "False")
       return { kind: "fail", reason: `target ${m.targetHost} cannot receive: ${m.targetReady.message}` };
+    // Nothing has been sent yet, so giving up here is safe.
+    const progressS = m.progressTimeoutSeconds ?? limits.progressTimeoutSeconds;
+    if (m.preparingMs !== undefined && nowMs - m.preparingMs > progressS * 1000)
+      return { kind: "fail", reason: `target ${m.targetHost} did not get ready within ${progressS} s` };
     return { kind: "wait", recheckMs: 1000 };
   }
   if (m.phase !== "Transferring") return { kind: "wait" };
@@ -120,12 +134,14 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
     return { kind: "wait", recheckMs: 2000 };
   }
   if (m.sourceDone?.status === "False" && m.sourceDone.reason !== "Ambiguous") {
+    if (m.abortRequested) return { kind: "abort", reason: m.abortRequested };
     return {
       kind: "fail",
       reason: `transfer failed, the domain keeps running on ${m.sourceHost}: ${m.sourceDone.message}`,
     };
   }
   if (m.targetRunning?.status === "False" && m.sourceDone?.reason !== "Ambiguous") {
+    if (m.abortRequested) return { kind: "abort", reason: m.abortRequested };
     return { kind: "fail", reason: `the target could not start the domain: ${m.targetRunning.message}` };
   }
   // Ambiguous: the source copy is paused and only the target's report (or its fencing) can settle it.
@@ -146,14 +162,17 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
   }
   if (m.targetFenced)
     return { kind: "fail", reason: `${m.targetHost} was fenced; the domain keeps running on ${m.sourceHost}` };
+  // A timeout only asks the source to stop: the transfer may be past the point of no return, and
+  // only the source's report says whether the domain is still its own.
+  if (m.abortRequested) return { kind: "wait", recheckMs: 1000 };
   const perGiB = m.completionTimeoutPerGiB ?? limits.completionTimeoutPerGiB;
   const progressS = m.progressTimeoutSeconds ?? limits.progressTimeoutSeconds;
   const started = m.startedMs ?? nowMs;
   const total = completionTimeoutSeconds(m.memoryMiB ?? 1024, perGiB) * 1000;
   if (nowMs - started > total)
-    return { kind: "abort", reason: `no completion within ${total / 1000} s (completion timeout)` };
+    return { kind: "requestAbort", reason: `no completion within ${total / 1000} s (completion timeout)` };
   const lastProgress = m.progressMs ?? started;
   if (nowMs - lastProgress > progressS * 1000)
-    return { kind: "abort", reason: `no progress for ${progressS} s (progress timeout)` };
+    return { kind: "requestAbort", reason: `no progress for ${progressS} s (progress timeout)` };
   return { kind: "wait", recheckMs: 1000 };
 }

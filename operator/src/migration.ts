@@ -21,6 +21,7 @@ import {
   type ReconcileResult,
   rfc3339,
 } from "@kubexen/sdk";
+import type { OperatorMetrics } from "./metrics.ts";
 import {
   admit,
   DEFAULT_LIMITS,
@@ -30,12 +31,13 @@ import {
   step,
   targetHasInboundRoom,
 } from "./migration-plan.ts";
-import type { OperatorMetrics } from "./metrics.ts";
 import { place, unfit } from "./placement.ts";
 import { SCHEDULER_MANAGER } from "./scheduler.ts";
 import { hostView, placements, request } from "./views.ts";
 
 export const MIGRATION_MANAGER = "kubexen-migration";
+
+const SETTLING = new Set(["Pending", "Scheduling", "Starting", "Restoring", "Migrating"]);
 
 export interface MigrationDeps {
   client: KubeClient;
@@ -82,6 +84,7 @@ export class MigrationController {
     const xd = this.domainOf(m);
     return {
       key: objectKey(m),
+      domain: `${m.metadata.namespace}/${m.spec.domain}`,
       phase: s?.phase ?? "Pending",
       priority: m.spec.priority,
       createdMs: Date.parse(String(m.metadata.creationTimestamp ?? 0)) || 0,
@@ -94,6 +97,8 @@ export class MigrationController {
       targetReady: report(m, "TargetReady"),
       sourceDone: report(m, "SourceDone"),
       targetRunning: report(m, "TargetRunning"),
+      abortRequested: report(m, "AbortRequested")?.message,
+      preparingMs: s?.phaseTimestamps?.PreparingTarget ? Date.parse(s.phaseTimestamps.PreparingTarget) : undefined,
       sourceFenced: this.fenced(s?.sourceHost),
       targetFenced: this.fenced(s?.targetHost),
       completionTimeoutPerGiB: m.spec.completionTimeoutPerGiB ?? xd?.spec.migration?.completionTimeoutPerGiB,
@@ -149,7 +154,9 @@ export class MigrationController {
     const xd = this.domainOf(m);
     if (v.phase === "Pending") {
       if (!xd) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} does not exist in ${m.metadata.namespace}`);
-      if (!xd.status?.host || xd.status.phase !== "Running")
+      // A domain on its way to Running (or finishing another migration) is waited for, not refused.
+      if (!xd.status?.host || SETTLING.has(xd.status.phase ?? "Pending")) return { requeueAfterMs: 1000 };
+      if (xd.status.phase !== "Running")
         return this.finish(
           m,
           "Failed",
@@ -223,6 +230,8 @@ export class MigrationController {
         return this.finish(m, "Failed", s.reason);
       case "abort":
         return this.finish(m, "Aborted", s.reason);
+      case "requestAbort":
+        return this.requestAbort(m, s.reason);
       case "handover": {
         if (xd?.status?.uuid && v.targetHost) {
           // The binding is the scheduler's field: write it under its manager, with the identity it owns.
@@ -247,6 +256,34 @@ export class MigrationController {
         return this.finish(m, "Succeeded", undefined);
       }
     }
+  }
+
+  /** Asks the source agent to stop sending; the migration ends on its report (see migration-plan.ts). */
+  private async requestAbort(m: XenMigration, reason: string): Promise<ReconcileResult> {
+    await this.d.client.applyStatus(
+      resources.xenMigrations,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
+        status: {
+          conditions: [
+            {
+              type: "AbortRequested",
+              status: "True",
+              reason: "Timeout",
+              message: reason,
+              lastTransitionTime: rfc3339(),
+              observedGeneration: m.metadata.generation,
+            },
+          ],
+        },
+      },
+      `${MIGRATION_MANAGER}-abort`,
+    );
+    await this.d.events.record(m, "Warning", "AbortRequested", "Abort", reason);
+    await this.d.migrations.waitForChange(objectKey(m), m.metadata.resourceVersion);
+    return { requeueAfterMs: 1000 };
   }
 
   private async setPhase(

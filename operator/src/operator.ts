@@ -126,7 +126,15 @@ export class Operator {
     migCtrl.watch(policies, () => mig.waiting());
     mgr.add(migCtrl);
 
-    const ha = new HighAvailability({ client: mgr.client, hosts, domains, migrations, events: mgr.events, log, metrics });
+    const ha = new HighAvailability({
+      client: mgr.client,
+      hosts,
+      domains,
+      migrations,
+      events: mgr.events,
+      log,
+      metrics,
+    });
     const haCtrl = new Controller({
       name: "ha",
       logger: log,

@@ -6,8 +6,7 @@ import type { XenDomain } from "@kubexen/crds";
 import fc from "fast-check";
 import { fenceVerdict } from "../src/fencing.ts";
 import { haAction } from "../src/ha.ts";
-import { type MigrationView, step } from "../src/migration-plan.ts";
-import { DEFAULT_LIMITS } from "../src/migration-plan.ts";
+import { DEFAULT_LIMITS, type MigrationView, step } from "../src/migration-plan.ts";
 
 const renew = "2026-01-01T00:00:00Z";
 const t0 = Date.parse(renew);
@@ -90,6 +89,7 @@ describe("HA action per domain on a fenced host", () => {
 describe("migrations with a fenced host", () => {
   const mv = (o: Partial<MigrationView>): MigrationView => ({
     key: "m",
+    domain: "ns/d",
     phase: "Transferring",
     priority: 0,
     createdMs: 0,

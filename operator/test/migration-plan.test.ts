@@ -15,6 +15,7 @@ import {
 
 const mv = (key: string, o: Partial<MigrationView> = {}): MigrationView => ({
   key,
+  domain: `ns/${key}`,
   phase: "Pending",
   priority: 0,
   createdMs: 0,
@@ -46,6 +47,7 @@ describe("admission", () => {
             phase: fc.constantFrom("Pending" as const, "Transferring" as const, "Succeeded" as const),
             src: fc.constantFrom(...hosts),
             prio: fc.integer({ min: -5, max: 5 }),
+            dom: fc.constantFrom("d0", "d1", "d2", "d3", "d4", "d5"),
           }),
           { maxLength: 40 },
         ),
@@ -53,7 +55,7 @@ describe("admission", () => {
         fc.integer({ min: 1, max: 3 }),
         (ms, cluster, outbound) => {
           const all = ms.map((m, i) =>
-            mv(`m${i}`, { phase: m.phase, sourceHost: m.src, priority: m.prio, createdMs: i }),
+            mv(`m${i}`, { domain: m.dom, phase: m.phase, sourceHost: m.src, priority: m.prio, createdMs: i }),
           );
           const limits = { ...DEFAULT_LIMITS, cluster, outboundPerHost: outbound };
           const admitted = new Set(admit(all, limits));
@@ -64,10 +66,15 @@ describe("admission", () => {
             const before = all.filter((m) => isActive(m) && m.sourceHost === h).length;
             assert.ok(after.filter((m) => isActive(m) && m.sourceHost === h).length <= Math.max(outbound, before));
           }
+          for (const m of all.filter((x) => admitted.has(x.key)))
+            assert.equal(after.filter((x) => isActive(x) && x.domain === m.domain).length, 1, "one per domain");
           // Work-conserving: something pending would fit only if nothing was admitted for a reason.
           if (admitted.size === 0 && activeBefore < cluster) {
             for (const m of all.filter((x) => x.phase === "Pending")) {
-              assert.ok(all.filter((x) => isActive(x) && x.sourceHost === m.sourceHost).length >= outbound);
+              assert.ok(
+                all.filter((x) => isActive(x) && x.sourceHost === m.sourceHost).length >= outbound ||
+                  all.some((x) => isActive(x) && x.domain === m.domain),
+              );
             }
           }
         },
@@ -129,7 +136,22 @@ describe("steps", () => {
     const s = (now: number, progressMs?: number) =>
       step(mv("m", { phase: "Transferring", startedMs: 0, memoryMiB: 2048, progressMs }), now, L);
     assert.equal(s(140_000, 100_000).kind, "wait");
-    assert.deepEqual(s(151_000), { kind: "abort", reason: "no progress for 150 s (progress timeout)" });
-    assert.deepEqual(s(301_000, 300_000), { kind: "abort", reason: "no completion within 300 s (completion timeout)" });
+    assert.deepEqual(s(151_000), { kind: "requestAbort", reason: "no progress for 150 s (progress timeout)" });
+    assert.deepEqual(s(301_000, 300_000), {
+      kind: "requestAbort",
+      reason: "no completion within 300 s (completion timeout)",
+    });
+    // The source's answer ends it: stopped in time (Aborted), or too late (the handover goes ahead).
+    const asked = (o: Partial<MigrationView>) =>
+      step(mv("m", { phase: "Transferring", startedMs: 0, abortRequested: "why", ...o }), 400_000, L);
+    assert.deepEqual(asked({}), { kind: "wait", recheckMs: 1000 });
+    assert.deepEqual(asked({ sourceDone: F("SendFailed") }), { kind: "abort", reason: "why" });
+    assert.equal(asked({ sourceDone: T(), targetRunning: T() }).kind, "handover");
+    assert.equal(asked({ sourceDone: F("Ambiguous") }).kind, "wait");
+    // Before any byte was sent, a target that never gets ready is given up on.
+    const prep = (now: number) =>
+      step(mv("m", { phase: "PreparingTarget", targetHost: "b", preparingMs: 0 }), now, L).kind;
+    assert.equal(prep(100_000), "wait");
+    assert.equal(prep(151_000), "fail");
   });
 });
