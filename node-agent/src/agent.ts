@@ -10,6 +10,7 @@ import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { hostStatus, OrphanReporter, registerHost } from "./host.ts";
 import { MigrationRoles } from "./migrations.ts";
+import type { Backoff } from "./plan.ts";
 import { MigrationServer, type TlsFiles } from "./transport.ts";
 
 export const AGENT_VERSION = "0.1.0";
@@ -31,6 +32,8 @@ export interface AgentOptions {
   /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
   migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
   workers?: number;
+  /** Crash-restart backoff (default: 10 s doubling to 5 min). */
+  restartBackoff?: Backoff;
   metricsPort?: number;
   logger?: Logger;
 }
@@ -87,6 +90,7 @@ export class NodeAgent {
       hostInfo: () => this.hostInfo,
       migrating: (uuid) => this.migrating().has(uuid),
       resyncMs: 30_000,
+      backoff: o.restartBackoff,
     });
     this.controller = new Controller({
       name: "domains",

@@ -24,7 +24,7 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
-import { type Action, plan } from "./plan.ts";
+import { type Action, type Backoff, plan } from "./plan.ts";
 
 /** Failures a retry cannot fix until the spec or the host changes. */
 const STALLING = new Set([
@@ -49,6 +49,8 @@ export interface DomainControllerDeps {
   hostInfo: () => HostInfo | undefined;
   migrating: (uuid: string) => boolean;
   resyncMs: number;
+  /** Restart backoff after crashes (kubelet's 10 s doubling to 5 min when unset). */
+  backoff?: Backoff;
 }
 
 export function configFor(xd: XenDomain): DomainConfig {
@@ -111,6 +113,7 @@ export class DomainController {
       migrating: d.migrating(uuid),
       nowMs: now,
       saveDir: d.saveDir,
+      backoff: d.backoff,
     });
     // Absent here and about to start it or to report its end: the informer may lag a handover to
     // another host (a migration's end can arrive before the binding's change). Ask the API server.

@@ -30,6 +30,7 @@ export interface PlanInput {
   nowMs: number;
   /** Where saved images go, per UUID. */
   saveDir: string;
+  backoff?: Backoff;
 }
 
 export interface Plan {
@@ -41,9 +42,16 @@ export interface Plan {
   reason: string;
 }
 
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+}
+
 /** CrashLoopBackOff as kubelet does it: 10 s doubling to 5 min. */
-export function restartBackoffMs(restarts: number): number {
-  return Math.min(300_000, 10_000 * 2 ** Math.max(0, restarts - 1));
+export const DEFAULT_BACKOFF: Backoff = { baseMs: 10_000, maxMs: 300_000 };
+
+export function restartBackoffMs(restarts: number, b: Backoff = DEFAULT_BACKOFF): number {
+  return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, restarts - 1));
 }
 
 const alive = (s: string | undefined) => s === "running" || s === "blocked" || s === "paused";
@@ -102,7 +110,10 @@ export function plan(i: PlanInput): Plan {
       action: { kind: "destroy", reason: "crashed" },
       phase: restart ? "CrashLoopBackOff" : "Failed",
       statusPatch: restart
-        ? { restartCount: restarts, nextRestartTime: new Date(nowMs + restartBackoffMs(restarts)).toISOString() }
+        ? {
+            restartCount: restarts,
+            nextRestartTime: new Date(nowMs + restartBackoffMs(restarts, i.backoff)).toISOString(),
+          }
         : {},
       reason: "the guest crashed",
     };
@@ -118,7 +129,7 @@ export function plan(i: PlanInput): Plan {
         const restarts = (status?.restartCount ?? 0) + 1;
         return none("CrashLoopBackOff", "the guest shut itself down; Always restarts it", {
           restartCount: restarts,
-          nextRestartTime: new Date(nowMs + restartBackoffMs(restarts)).toISOString(),
+          nextRestartTime: new Date(nowMs + restartBackoffMs(restarts, i.backoff)).toISOString(),
           state: "absent",
         });
       }

@@ -153,7 +153,10 @@ describe("plan", () => {
       kind: "create",
       paused: false,
     });
-    assert.deepEqual([1, 2, 3, 6, 10].map(restartBackoffMs), [10_000, 20_000, 40_000, 300_000, 300_000]);
+    assert.deepEqual(
+      [1, 2, 3, 6, 10].map((n) => restartBackoffMs(n)),
+      [10_000, 20_000, 40_000, 300_000, 300_000],
+    );
   });
 
   it("tells a guest power-off apart: Always restarts, RerunOnFailure and Once succeed, Manual stops", () => {
