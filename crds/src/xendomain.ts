@@ -305,6 +305,8 @@ export const DomainPhaseSchema = z
   ])
   .describe("Where the domain is in its life.");
 export type DomainPhase = z.infer<typeof DomainPhaseSchema>;
+export type RunStrategy = z.infer<typeof RunStrategySchema>;
+export type EvictionStrategy = z.infer<typeof EvictionStrategySchema>;
 
 export const HypervisorStateSchema = z
   .enum(["running", "blocked", "paused", "shutdown", "crashed", "dying", "absent"])
@@ -373,6 +375,16 @@ export const XenDomainStatusSchema = z
       })
       .optional()
       .describe("The domain's current and last live migration."),
+    eviction: z
+      .object({
+        by: z.string().max(253).describe("What evicts it, for example XenMaintenance/xen-01."),
+        reason: z.string().max(1024).describe("Why."),
+        time: time("When the eviction was requested."),
+      })
+      .optional()
+      .describe(
+        "Set by the operator to move the domain off its host by a restart: the agent stops it, then the domain is placed elsewhere.",
+      ),
     unschedulableReasons: z
       .record(z.string(), z.int())
       .optional()

@@ -58,6 +58,8 @@ const alive = (s: string | undefined) => s === "running" || s === "blocked" || s
 
 /** Whether the domain should exist and run here, given its strategy and history. */
 export function wantsRunning(spec: XenDomainSpec, status: XenDomainStatus | undefined): boolean {
+  // Being evicted: it stops here and starts on its next host.
+  if (status?.eviction) return false;
   const phase = status?.phase;
   switch (spec.runStrategy) {
     case "Halted":
@@ -123,7 +125,8 @@ export function plan(i: PlanInput): Plan {
 
   if (!observed) {
     // Gone without us stopping it, after it ran: the guest powered itself off.
-    const ranBefore = alive(status?.state) && status?.phase !== "Stopping" && status?.phase !== "Saving";
+    const ranBefore =
+      alive(status?.state) && status?.phase !== "Stopping" && status?.phase !== "Saving" && !status?.eviction;
     if (ranBefore) {
       if (spec.runStrategy === "Always") {
         const restarts = (status?.restartCount ?? 0) + 1;
@@ -172,7 +175,9 @@ export function plan(i: PlanInput): Plan {
       action: { kind: "shutdown", graceMs: spec.terminationGracePeriodSeconds * 1000 },
       phase: "Stopping",
       statusPatch: {},
-      reason: `runStrategy ${spec.runStrategy}: stopping`,
+      reason: status?.eviction
+        ? `evicted by ${status.eviction.by}: stopping to restart elsewhere`
+        : `runStrategy ${spec.runStrategy}: stopping`,
     };
   }
 

@@ -14,10 +14,9 @@ import {
   type Logger,
   objectKey,
   type ReconcileResult,
-  rfc3339,
 } from "@kubexen/sdk";
 import type { OperatorMetrics } from "./metrics.ts";
-import { SCHEDULER_MANAGER } from "./scheduler.ts";
+import { releaseDomain } from "./release.ts";
 
 export const HA_MANAGER = "kubexen-ha";
 
@@ -86,43 +85,8 @@ export class HighAvailability {
   }
 
   private async release(xd: XenDomain, hostName: string): Promise<void> {
-    const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
     const message = `${hostName} was fenced: restarting elsewhere`;
-    // The agent's report is stale: the domain runs nowhere now.
-    await this.d.client.applyStatus(
-      resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: meta,
-        status: { phase: "Pending", state: "absent" },
-      },
-      HA_MANAGER,
-    );
-    // Dropping host under the scheduler's manager unbinds it; the identity stays.
-    await this.d.client.applyStatus(
-      resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: meta,
-        status: {
-          uuid: xd.status?.uuid,
-          interfaces: xd.status?.interfaces,
-          conditions: [
-            {
-              type: "Scheduled",
-              status: "False",
-              reason: "HostFenced",
-              message,
-              lastTransitionTime: rfc3339(),
-              observedGeneration: xd.metadata.generation,
-            },
-          ],
-        },
-      },
-      SCHEDULER_MANAGER,
-    );
+    await releaseDomain(this.d.client, xd, "HostFenced", message);
     this.d.metrics?.haRestarts.inc({ result: "restarted" });
     this.d.log.warn({ domain: objectKey(xd), host: hostName }, "host fenced: released the domain to restart elsewhere");
     await this.d.events.record(xd, "Warning", "HostFenced", "Restart", message);

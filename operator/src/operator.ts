@@ -14,6 +14,7 @@ import { Controller, createLogger, type Logger, Manager, objectKey } from "@kube
 import { HighAvailability } from "./ha.ts";
 import { HostHealth } from "./hosthealth.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { MAINTENANCE_LABEL, MaintenanceController } from "./maintenance.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { MigrationController } from "./migration.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -146,6 +147,29 @@ export class Operator {
     mgr.add(haCtrl);
     // A host's fencing settles the migrations that involve it.
     migCtrl.watch(hosts, (ev) => mig.involving(ev.obj.metadata.name ?? ""));
+
+    const maint = new MaintenanceController({
+      client: mgr.client,
+      maintenances,
+      domains,
+      hosts,
+      migrations,
+      policies,
+      events: mgr.events,
+      log,
+      metrics,
+    });
+    const maintCtrl = new Controller({
+      name: "maintenance",
+      logger: log,
+      metrics: mgr.metrics,
+      reconcile: (k) => maint.reconcile(k),
+    }).watch(maintenances);
+    maintCtrl.watch(domains, (ev) => maint.forHost(ev.obj.status?.host));
+    maintCtrl.watch(migrations, (ev) => ev.obj.metadata.labels?.[MAINTENANCE_LABEL]);
+    // Host capacity decides whether a waiting maintenance may start.
+    maintCtrl.watch(hosts, () => maint.all());
+    mgr.add(maintCtrl);
 
     const lifecycle = new Lifecycle({ client: mgr.client, domains, hosts, log });
     mgr.add(

@@ -1,0 +1,396 @@
+// The maintenance controller: a XenMaintenance cordons its host (placement
+// treats a host under maintenance as closed) and drains it by each domain's
+// evictionStrategy, through XenMigrations (reason Maintenance, labelled with
+// the maintenance) and restarts (status.eviction, then release). Deleting it
+// cancels: queued migrations are withdrawn, running ones finish, evictions
+// not yet carried out are called off, and the host opens again.
+import { createHash } from "node:crypto";
+import {
+  quantityMiB,
+  resources,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+  type XenMigration,
+  type XenMigrationPolicy,
+} from "@kubexen/crds";
+import {
+  addFinalizer,
+  type Condition,
+  type EventRecorder,
+  getCondition,
+  hasFinalizer,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  objectKey,
+  type ReconcileResult,
+  removeFinalizer,
+  rfc3339,
+  setCondition,
+} from "@kubexen/sdk";
+import { admitMaintenances, type DrainAction, type DrainDomain, drainActions, etaSeconds } from "./maintenance-plan.ts";
+import type { OperatorMetrics } from "./metrics.ts";
+import { DEFAULT_LIMITS } from "./migration-plan.ts";
+import { releaseDomain } from "./release.ts";
+
+export const MAINTENANCE_FINALIZER = "kubexen.io/maintenance";
+export const MAINTENANCE_MANAGER = "kubexen-maintenance";
+export const MAINTENANCE_LABEL = "kubexen.io/maintenance";
+
+export interface MaintenanceDeps {
+  client: KubeClient;
+  maintenances: Informer<XenMaintenance>;
+  domains: Informer<XenDomain>;
+  hosts: Informer<XenHost>;
+  migrations: Informer<XenMigration>;
+  policies: Informer<XenMigrationPolicy>;
+  events: EventRecorder;
+  log: Logger;
+  metrics?: OperatorMetrics;
+}
+
+const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
+const AT_REST = new Set(["Stopped", "Succeeded", "Failed", "Saved"]);
+
+/** A drain's migration name: stable per maintenance (by UID), domain and attempt. */
+export function drainMigrationName(m: XenMaintenance, domain: string, attempt: number): string {
+  const id = createHash("sha256").update(`${m.metadata.uid}/${domain}`).digest("hex").slice(0, 8);
+  return `drain-${m.metadata.name}`.slice(0, 200).replace(/[.-]+$/, "") + `-${id}-${attempt}`;
+}
+
+export class MaintenanceController {
+  private readonly d: MaintenanceDeps;
+  constructor(d: MaintenanceDeps) {
+    this.d = d;
+  }
+
+  /** The maintenance of a host, if any (to map domain and host events to it). */
+  forHost(host: string | undefined): string[] {
+    if (!host) return [];
+    return this.d.maintenances
+      .list()
+      .filter((m) => m.spec.host === host)
+      .map((m) => m.metadata.name ?? "");
+  }
+
+  all(): string[] {
+    return this.d.maintenances.list().map((m) => m.metadata.name ?? "");
+  }
+
+  private by(m: XenMaintenance): string {
+    return `XenMaintenance/${m.metadata.name}`;
+  }
+
+  private owned(m: XenMaintenance): XenMigration[] {
+    return this.d.migrations.list().filter((x) => x.metadata.labels?.[`${MAINTENANCE_LABEL}-uid`] === m.metadata.uid);
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const m = this.d.maintenances.get(name);
+    if (!m) return undefined;
+    if (m.metadata.deletionTimestamp) return this.cancel(m);
+    if (!hasFinalizer(m, MAINTENANCE_FINALIZER)) {
+      await addFinalizer(this.d.client, resources.xenMaintenances, m, MAINTENANCE_FINALIZER);
+      return { requeueAfterMs: 10 };
+    }
+    const host = m.spec.host;
+    if (!this.d.hosts.get(host))
+      return this.report(m, { phase: "Blocked", message: `XenHost ${host} does not exist` }, "Stalled");
+
+    // Capacity: may this maintenance drain now?
+    const admission = this.admission().get(name);
+    if (admission && !admission.admitted) {
+      await this.report(m, { phase: "Waiting", message: admission.message }, "Reconciling");
+      return { requeueAfterMs: 10_000 };
+    }
+
+    await this.sweepEvictions(m);
+    const mine = this.d.domains.list().filter((x) => x.status?.host === host && !x.metadata.deletionTimestamp);
+    const owned = this.owned(m);
+    const actions = drainActions(
+      mine.map((x) => this.drainView(x, m)),
+      owned.map((x) => ({
+        domainKey: `${x.metadata.namespace}/${x.spec.domain}`,
+        phase: x.status?.phase ?? "Pending",
+        failureReason: x.status?.failureReason,
+      })),
+    );
+    let restarted = m.status?.restarted ?? 0;
+    for (const a of actions) {
+      const xd = this.d.domains.get(a.domainKey);
+      if (!xd) continue;
+      if (a.kind === "migrate") await this.migrate(m, xd, a);
+      else if (a.kind === "evict") await this.evict(m, xd, a.why);
+      else if (a.kind === "release") {
+        await releaseDomain(
+          this.d.client,
+          xd,
+          "Evicted",
+          `evicted from ${host} by ${this.by(m)}: restarting elsewhere`,
+        );
+        await this.clearEviction(xd);
+        restarted++;
+        this.d.metrics?.evictions.inc({ action: "restart" });
+        await this.d.events.record(
+          xd,
+          "Normal",
+          "Evicted",
+          "Restart",
+          `stopped on ${host} for maintenance; placed again`,
+        );
+      }
+    }
+    const blocked = actions.filter((a): a is Extract<DrainAction, { kind: "blocked" }> => a.kind === "blocked");
+    const succeeded = owned.filter((x) => x.status?.phase === "Succeeded");
+    const migrated = new Set(succeeded.map((x) => x.spec.domain)).size;
+    const remaining = mine.length;
+    const total = Math.max(m.status?.total ?? 0, remaining);
+    const remainingMiB = mine.reduce((s, x) => s + quantityMiB(x.spec.memory), 0);
+    const limits = this.d.policies.get("default")?.spec;
+    const parallel = Math.min(
+      limits?.parallelOutboundMigrationsPerHost ?? DEFAULT_LIMITS.outboundPerHost,
+      limits?.parallelMigrationsPerCluster ?? DEFAULT_LIMITS.cluster,
+    );
+    const eta = etaSeconds(
+      succeeded.map((x) => ({
+        memoryMiB: x.status?.memoryMiB ?? 0,
+        seconds:
+          (Date.parse(x.status?.completionTime ?? "") -
+            Date.parse(x.status?.phaseTimestamps?.Scheduling ?? x.metadata.creationTimestamp ?? "")) /
+          1000,
+      })),
+      remainingMiB,
+      parallel,
+    );
+    const drained = remaining === 0;
+    const onlyBlocked = !drained && blocked.length === remaining;
+    const phase = drained ? "Drained" : onlyBlocked ? "Blocked" : "Draining";
+    const message = drained
+      ? `${host} is empty: ${migrated} migrated, ${restarted} restarted`
+      : onlyBlocked
+        ? `${blocked.length} domains cannot be evicted (see blockedDomains)`
+        : `${remaining} domains left on ${host} (${remainingMiB} MiB)`;
+    await this.report(
+      m,
+      {
+        phase,
+        message,
+        total,
+        remaining,
+        migrated,
+        restarted,
+        blocked: blocked.length,
+        blockedDomains: blocked.slice(0, 1024).map((b) => {
+          const [namespace = "", n = ""] = b.domainKey.split("/");
+          return { namespace, name: n, reason: b.reason };
+        }),
+        startTime: m.status?.startTime ?? rfc3339(),
+        completionTime: drained ? (m.status?.completionTime ?? rfc3339()) : undefined,
+        eta: !drained && eta !== undefined ? rfc3339(new Date(Date.now() + eta * 1000)) : undefined,
+      },
+      drained ? "Ready" : onlyBlocked ? "Stalled" : "Reconciling",
+    );
+    if (drained) return { requeueAfterMs: 30_000 };
+    return { requeueAfterMs: onlyBlocked ? 10_000 : 2_000 };
+  }
+
+  /** Which maintenances may drain now, from the Ready hosts' capacity and what the domains need. */
+  private admission() {
+    const maints = this.d.maintenances.list().filter((x) => !x.metadata.deletionTimestamp);
+    const hosts = this.d.hosts.list().map((h) => ({
+      name: h.metadata.name ?? "",
+      ready: getCondition(h.status?.conditions as Condition[] | undefined, "Ready")?.status === "True",
+      memoryMiB: h.status?.allocatable?.memoryMiB ?? 0,
+      cpus: h.status?.allocatable?.cpus ?? 0,
+    }));
+    let memoryMiB = 0;
+    let vcpus = 0;
+    for (const x of this.d.domains.list()) {
+      if (!x.status?.host || AT_REST.has(x.status.phase ?? "") || x.spec.runStrategy === "Halted") continue;
+      memoryMiB += quantityMiB(x.spec.memory);
+      vcpus += x.spec.vcpus;
+    }
+    return admitMaintenances(
+      maints.map((x) => ({
+        name: x.metadata.name ?? "",
+        host: x.spec.host,
+        createdMs: Date.parse(x.metadata.creationTimestamp ?? "") || 0,
+        admitted: ["Draining", "Drained", "Blocked"].includes(x.status?.phase ?? ""),
+      })),
+      hosts,
+      { memoryMiB, vcpus },
+    );
+  }
+
+  private drainView(x: XenDomain, m: XenMaintenance): DrainDomain {
+    const migratable = getCondition(x.status?.conditions as Condition[] | undefined, "Migratable");
+    return {
+      key: objectKey(x),
+      memoryMiB: quantityMiB(x.spec.memory),
+      phase: x.status?.phase ?? "Pending",
+      state: x.status?.state ?? "absent",
+      evictionStrategy: x.spec.evictionStrategy,
+      runStrategy: x.spec.runStrategy,
+      migratable: x.status?.migratable !== false && migratable?.status !== "False",
+      notMigratableWhy: migratable?.status === "False" ? migratable.message : undefined,
+      evictedByThis: x.status?.eviction?.by === this.by(m),
+      saved: !!x.status?.savedImage,
+    };
+  }
+
+  private async migrate(m: XenMaintenance, xd: XenDomain, a: { attempt: number; priority: number }): Promise<void> {
+    const name = drainMigrationName(m, xd.metadata.name ?? "", a.attempt);
+    if (this.d.migrations.get(`${xd.metadata.namespace}/${name}`)) return;
+    try {
+      await this.d.client.create(resources.xenMigrations, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: {
+          name,
+          namespace: xd.metadata.namespace,
+          labels: { [MAINTENANCE_LABEL]: m.metadata.name ?? "", [`${MAINTENANCE_LABEL}-uid`]: m.metadata.uid ?? "" },
+        },
+        spec: { domain: xd.metadata.name, reason: "Maintenance", priority: a.priority },
+      });
+      this.d.metrics?.evictions.inc({ action: "migrate" });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    }
+  }
+
+  private async evict(m: XenMaintenance, xd: XenDomain, why: string): Promise<void> {
+    await this.d.client.applyStatus(
+      resources.xenDomains,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        status: { eviction: { by: this.by(m), reason: why, time: rfc3339() } },
+      },
+      MAINTENANCE_MANAGER,
+    );
+    await this.d.events.record(
+      xd,
+      "Normal",
+      "Evicting",
+      "Restart",
+      `${this.by(m)}: ${why}; stopping it to start elsewhere`,
+    );
+  }
+
+  private async clearEviction(xd: XenDomain): Promise<void> {
+    // Applying nothing under our manager drops the field it owned.
+    await this.d.client.applyStatus(
+      resources.xenDomains,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        status: {},
+      },
+      MAINTENANCE_MANAGER,
+    );
+  }
+
+  /** Evictions of ours on domains that already left the host (a restart between release and clear). */
+  private async sweepEvictions(m: XenMaintenance): Promise<void> {
+    for (const x of this.d.domains.list())
+      if (x.status?.eviction?.by === this.by(m) && x.status.host !== m.spec.host) await this.clearEviction(x);
+  }
+
+  private async cancel(m: XenMaintenance): Promise<ReconcileResult> {
+    if (!hasFinalizer(m, MAINTENANCE_FINALIZER)) return undefined;
+    const owned = this.owned(m);
+    let withdrawn = 0;
+    for (const x of owned) {
+      const phase = x.status?.phase ?? "Pending";
+      if (phase === "Pending") {
+        await this.d.client
+          .delete(resources.xenMigrations, x.metadata.name ?? "", x.metadata.namespace, { uid: x.metadata.uid })
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
+          });
+        withdrawn++;
+      }
+    }
+    // Evictions not yet carried out are called off: those domains stay (or start again) where they are.
+    for (const x of this.d.domains.list())
+      if (x.status?.eviction?.by === this.by(m) && x.status.host === m.spec.host) await this.clearEviction(x);
+    const running = owned.filter(
+      (x) => ACTIVE.has(x.status?.phase ?? "Pending") && (x.status?.phase ?? "Pending") !== "Pending",
+    );
+    if (running.length > 0) {
+      await this.report(
+        m,
+        {
+          phase: "Cancelling",
+          message: `withdrew ${withdrawn} queued migrations; ${running.length} running ones finish first`,
+        },
+        "Reconciling",
+      );
+      return { requeueAfterMs: 1000 };
+    }
+    await this.d.events.record(
+      m,
+      "Normal",
+      "Cancelled",
+      "Cancel",
+      `maintenance of ${m.spec.host} ended; the host takes domains again`,
+    );
+    await removeFinalizer(this.d.client, resources.xenMaintenances, m, MAINTENANCE_FINALIZER);
+    this.d.log.info({ maintenance: m.metadata.name, host: m.spec.host }, "maintenance ended: host uncordoned");
+    return undefined;
+  }
+
+  private async report(
+    m: XenMaintenance,
+    fields: Record<string, unknown>,
+    mode: "Ready" | "Reconciling" | "Stalled",
+  ): Promise<ReconcileResult> {
+    const message = String(fields.message ?? "");
+    let conds = (m.status?.conditions ?? []) as Condition[];
+    const gen = m.metadata.generation;
+    conds = setCondition(conds, {
+      type: "Ready",
+      status: mode === "Ready" ? "True" : "False",
+      reason: String(fields.phase),
+      message,
+      observedGeneration: gen,
+    });
+    conds = setCondition(conds, {
+      type: "Reconciling",
+      status: mode === "Reconciling" ? "True" : "False",
+      reason: String(fields.phase),
+      message,
+      observedGeneration: gen,
+    });
+    conds = setCondition(conds, {
+      type: "Stalled",
+      status: mode === "Stalled" ? "True" : "False",
+      reason: String(fields.phase),
+      message,
+      observedGeneration: gen,
+    });
+    const status = { ...(m.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
+    for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
+    const stable = (o: object) =>
+      JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
+    if (m.status && stable(m.status) === stable(status)) return undefined;
+    await this.d.client.applyStatus(
+      resources.xenMaintenances,
+      { apiVersion: "kubexen.io/v1alpha1", kind: "XenMaintenance", metadata: { name: m.metadata.name }, status },
+      MAINTENANCE_MANAGER,
+    );
+    if (m.status?.phase !== fields.phase)
+      await this.d.events.record(
+        m,
+        fields.phase === "Blocked" || fields.phase === "Waiting" ? "Warning" : "Normal",
+        String(fields.phase),
+        "Drain",
+        message,
+      );
+    await this.d.maintenances.waitForChange(m.metadata.name ?? "", m.metadata.resourceVersion);
+    return undefined;
+  }
+}
