@@ -31,6 +31,11 @@ export const XenMaintenanceStatusSchema = z
     migrated: z.int().min(0).optional().describe("Domains moved by live migration."),
     restarted: z.int().min(0).optional().describe("Domains stopped here and started elsewhere."),
     blocked: z.int().min(0).optional().describe("Domains that cannot be evicted."),
+    restartedDomains: z
+      .array(z.object({ namespace: z.string().max(63), name: z.string().max(253) }))
+      .max(4096)
+      .optional()
+      .describe("The domains restarted elsewhere (recorded before each restart, so the count survives a crash)."),
     blockedDomains: z.array(BlockedDomainSchema).max(1024).optional().describe("Each blocked domain with why."),
     startTime: time("When draining started.").optional(),
     completionTime: time("When the host became empty.").optional(),

@@ -24,6 +24,7 @@ export async function startSimFleet(
     heartbeatIntervalMs?: number;
     leaseDurationSeconds?: number;
     reportIntervalMs?: number;
+    cpuReportIntervalMs?: number;
     persist?: boolean;
     /** Self-fencing through each sim's watchdog. */
     fencing?: { fenceTimeoutMs: number; watchdogTimeoutMs: number };
@@ -48,6 +49,7 @@ export async function startSimFleet(
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       leaseDurationSeconds: opts.leaseDurationSeconds,
       reportIntervalMs: opts.reportIntervalMs,
+      cpuReportIntervalMs: opts.cpuReportIntervalMs,
       fencing: opts.fencing && { watchdog: new SimWatchdog(sim), ...opts.fencing },
       migrationEndpoint: `127.0.0.1:${port}`,
       migration: {

@@ -32,6 +32,8 @@ export interface AgentOptions {
   /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
   migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
   workers?: number;
+  /** How often each running domain's CPU time goes to its status (default 60 s). */
+  cpuReportIntervalMs?: number;
   /** Crash-restart backoff (default: 10 s doubling to 5 min). */
   restartBackoff?: Backoff;
   metricsPort?: number;
@@ -39,6 +41,8 @@ export interface AgentOptions {
 }
 
 const TERMINAL = new Set(["Succeeded", "Failed", "Aborted"]);
+
+export const DOMAIN_STATUS_MANAGER = "kubexen-agent";
 
 export class NodeAgent {
   readonly host: string;
@@ -84,13 +88,16 @@ export class NodeAgent {
       hv: o.hypervisor,
       informer: this.domains,
       events: this.manager.events,
-      fieldManager: this.fieldManager,
+      // One manager for every agent's domain status: when a domain changes hosts, the new host's
+      // agent takes over the same fields instead of sharing list entries with the old one.
+      fieldManager: DOMAIN_STATUS_MANAGER,
       saveDir: o.saveDir ?? "/var/lib/kubexen/save",
       log: this.log,
       hostInfo: () => this.hostInfo,
       migrating: (uuid) => this.migrating().has(uuid),
       resyncMs: 30_000,
       backoff: o.restartBackoff,
+      cpuReportIntervalMs: o.cpuReportIntervalMs,
     });
     this.controller = new Controller({
       name: "domains",

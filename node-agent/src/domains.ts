@@ -49,6 +49,8 @@ export interface DomainControllerDeps {
   hostInfo: () => HostInfo | undefined;
   migrating: (uuid: string) => boolean;
   resyncMs: number;
+  /** How often a running domain's CPU time is written to status (the balancer's input); 60 s by default. */
+  cpuReportIntervalMs?: number;
   /** Restart backoff after crashes (kubelet's 10 s doubling to 5 min when unset). */
   backoff?: Backoff;
 }
@@ -179,7 +181,7 @@ export class DomainController {
     await this.write(xd, after, phase, status, settled ? "Ready" : "Reconciling", p.reason);
     if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
     if (!settled) return { requeueAfterMs: 10 };
-    return { requeueAfterMs: d.resyncMs };
+    return { requeueAfterMs: after ? Math.min(d.resyncMs, d.cpuReportIntervalMs ?? d.resyncMs) : d.resyncMs };
   }
 
   private async execute(xd: XenDomain, a: Action, observed: DomainInfo | undefined): Promise<DomainInfo | undefined> {
@@ -300,7 +302,7 @@ export class DomainController {
     };
     const uuid = cur.uuid ?? "";
     const lastCpu = this.lastCpuWrite.get(uuid) ?? 0;
-    const cpuDue = Date.now() - lastCpu > 60_000;
+    const cpuDue = Date.now() - lastCpu > (d.cpuReportIntervalMs ?? 60_000);
     const changed = (Object.keys(status) as Array<keyof XenDomainStatus>).some(
       (k) => JSON.stringify(status[k]) !== JSON.stringify(cur[k]),
     );

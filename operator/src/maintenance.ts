@@ -56,7 +56,8 @@ const AT_REST = new Set(["Stopped", "Succeeded", "Failed", "Saved"]);
 /** A drain's migration name: stable per maintenance (by UID), domain and attempt. */
 export function drainMigrationName(m: XenMaintenance, domain: string, attempt: number): string {
   const id = createHash("sha256").update(`${m.metadata.uid}/${domain}`).digest("hex").slice(0, 8);
-  return `drain-${m.metadata.name}`.slice(0, 200).replace(/[.-]+$/, "") + `-${id}-${attempt}`;
+  const prefix = `drain-${m.metadata.name}`.slice(0, 200).replace(/[.-]+$/, "");
+  return `${prefix}-${id}-${attempt}`;
 }
 
 export class MaintenanceController {
@@ -116,13 +117,19 @@ export class MaintenanceController {
         failureReason: x.status?.failureReason,
       })),
     );
-    let restarted = m.status?.restarted ?? 0;
+    const restartedDomains = [...(m.status?.restartedDomains ?? [])];
     for (const a of actions) {
       const xd = this.d.domains.get(a.domainKey);
       if (!xd) continue;
       if (a.kind === "migrate") await this.migrate(m, xd, a);
       else if (a.kind === "evict") await this.evict(m, xd, a.why);
       else if (a.kind === "release") {
+        const ref = { namespace: xd.metadata.namespace ?? "", name: xd.metadata.name ?? "" };
+        if (!restartedDomains.some((r) => r.namespace === ref.namespace && r.name === ref.name)) {
+          // Recorded first: a crash between the two writes repeats the release, never loses the count.
+          restartedDomains.push(ref);
+          await this.record(m, restartedDomains);
+        }
         await releaseDomain(
           this.d.client,
           xd,
@@ -130,7 +137,6 @@ export class MaintenanceController {
           `evicted from ${host} by ${this.by(m)}: restarting elsewhere`,
         );
         await this.clearEviction(xd);
-        restarted++;
         this.d.metrics?.evictions.inc({ action: "restart" });
         await this.d.events.record(
           xd,
@@ -167,7 +173,7 @@ export class MaintenanceController {
     const onlyBlocked = !drained && blocked.length === remaining;
     const phase = drained ? "Drained" : onlyBlocked ? "Blocked" : "Draining";
     const message = drained
-      ? `${host} is empty: ${migrated} migrated, ${restarted} restarted`
+      ? `${host} is empty: ${migrated} migrated, ${restartedDomains.length} restarted`
       : onlyBlocked
         ? `${blocked.length} domains cannot be evicted (see blockedDomains)`
         : `${remaining} domains left on ${host} (${remainingMiB} MiB)`;
@@ -179,7 +185,8 @@ export class MaintenanceController {
         total,
         remaining,
         migrated,
-        restarted,
+        restarted: restartedDomains.length,
+        restartedDomains,
         blocked: blocked.length,
         blockedDomains: blocked.slice(0, 1024).map((b) => {
           const [namespace = "", n = ""] = b.domainKey.split("/");
@@ -341,6 +348,20 @@ export class MaintenanceController {
     await removeFinalizer(this.d.client, resources.xenMaintenances, m, MAINTENANCE_FINALIZER);
     this.d.log.info({ maintenance: m.metadata.name, host: m.spec.host }, "maintenance ended: host uncordoned");
     return undefined;
+  }
+
+  /** Writes the list of restarted domains alone, under its own field manager so nothing else is dropped. */
+  private async record(m: XenMaintenance, restartedDomains: Array<{ namespace: string; name: string }>): Promise<void> {
+    await this.d.client.applyStatus(
+      resources.xenMaintenances,
+      {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMaintenance",
+        metadata: { name: m.metadata.name },
+        status: { restartedDomains, restarted: restartedDomains.length },
+      },
+      `${MAINTENANCE_MANAGER}-record`,
+    );
   }
 
   private async report(

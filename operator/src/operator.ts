@@ -4,6 +4,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
   resources,
+  type XenBalancer,
   type XenDomain,
   type XenHost,
   type XenMaintenance,
@@ -11,6 +12,7 @@ import {
   type XenMigrationPolicy,
 } from "@kubexen/crds";
 import { Controller, createLogger, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { BalancerController } from "./balancer.ts";
 import { HighAvailability } from "./ha.ts";
 import { HostHealth } from "./hosthealth.ts";
 import { Lifecycle } from "./lifecycle.ts";
@@ -170,6 +172,32 @@ export class Operator {
     // Host capacity decides whether a waiting maintenance may start.
     maintCtrl.watch(hosts, () => maint.all());
     mgr.add(maintCtrl);
+
+    const balancers = mgr.informer<XenBalancer>(resources.xenBalancers);
+    const balancer = new BalancerController({
+      client: mgr.client,
+      balancers,
+      domains,
+      hosts,
+      migrations,
+      maintenances,
+      events: mgr.events,
+      log,
+      metrics,
+    });
+    // CPU samples accumulate from every status the agents write.
+    domains.addHandler((ev) => {
+      if (ev.type === "delete") balancer.rates.forget(ev.obj.status?.uuid ?? "");
+      else balancer.rates.observe(ev.obj);
+    });
+    mgr.add(
+      new Controller({
+        name: "balancer",
+        logger: log,
+        metrics: mgr.metrics,
+        reconcile: (k) => balancer.reconcile(k),
+      }).watch(balancers),
+    );
 
     const lifecycle = new Lifecycle({ client: mgr.client, domains, hosts, log });
     mgr.add(

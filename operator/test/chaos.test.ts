@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import { resources, type XenDomain, type XenMaintenance, type XenMigration } from "@kubexen/crds";
 import {
   type ControlPlane,
   OverlapRecorder,
@@ -131,6 +131,97 @@ describe("operator: SIGKILL at random points during 100 migrations", () => {
       for (const d of await sim.listDomains()) where.set(d.uuid, [...(where.get(d.uuid) ?? []), h]);
     for (const d of await domains())
       assert.deepEqual(where.get(d.status?.uuid ?? ""), [d.status?.host], `${d.metadata.name} runs only on its host`);
+    assert.deepEqual(rec.overlaps, [], "no domain ever ran on two hosts");
+  });
+});
+
+describe("operator: SIGKILL at random points during a drain", () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let fleet: SimFleet;
+  let rec: OverlapRecorder;
+  let op: Supervised | undefined;
+  const startOperator = () => {
+    op = startSupervised(
+      "operator",
+      process.execPath,
+      [MAIN, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
+      { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
+    );
+  };
+  before(async () => {
+    cp = await startKubexenControlPlane([NS]);
+    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    fleet = await startSimFleet(
+      cp,
+      ["dr", "y1", "y2", "y3"].map((name) => ({ name, memoryMiB: 8192, linkMiBps: 128, timeScale: 1 })),
+      { logger: log, reportIntervalMs: 1000 },
+    );
+    rec = new OverlapRecorder(fleet.sims);
+    startOperator();
+  });
+  after(async () => {
+    rec?.stop();
+    await op?.stop();
+    await fleet?.stop();
+    await cp?.stop();
+  });
+
+  it("resumes the drain after each restart and completes it", async () => {
+    const cordon = (h: string, unschedulable: boolean) =>
+      client.mergePatch(resources.xenHosts, h, undefined, { spec: { unschedulable } });
+    await until("hosts registered", async () => (await client.list(resources.xenHosts)).items.length === 4);
+    for (const h of ["y1", "y2", "y3"]) await cordon(h, true);
+    const N = 24;
+    for (let i = 0; i < N; i++)
+      await client.create(resources.xenDomains, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: `e${i}`, namespace: NS },
+        spec: {
+          memory: "128Mi",
+          boot: { kernel: "/boot/vmlinuz" },
+          evictionStrategy: i % 6 === 0 ? "Restart" : "LiveMigrate",
+        },
+      });
+    const domains = async () => (await client.listAll<XenDomain>(resources.xenDomains, { namespace: NS })).items;
+    await until(
+      "all on dr",
+      async () => (await domains()).filter((d) => d.status?.phase === "Running").length === N,
+      60_000,
+    );
+    for (const h of ["y1", "y2", "y3"]) await cordon(h, false);
+    await rec.seed(fleet.sims);
+    await client.create(resources.xenMaintenances, {
+      apiVersion: "kubexen.io/v1alpha1",
+      kind: "XenMaintenance",
+      metadata: { name: "dr" },
+      spec: { host: "dr" },
+    });
+    const maint = () => client.get<XenMaintenance>(resources.xenMaintenances, "dr");
+    let kills = 0;
+    const deadline = Date.now() + 300_000;
+    while ((await maint()).status?.phase !== "Drained" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, randomInt(500, 3000)));
+      if (kills < 15 && (await maint()).status?.phase !== "Drained") {
+        await op?.kill();
+        kills++;
+        await new Promise((r) => setTimeout(r, randomInt(0, 1000)));
+        startOperator();
+      }
+    }
+    const s = (await maint()).status;
+    assert.equal(s?.phase, "Drained", JSON.stringify({ ...s, conditions: undefined }));
+    assert.ok(kills >= 3, `killed ${kills} times`);
+    assert.equal(s?.remaining, 0);
+    assert.equal((s?.migrated ?? 0) + (s?.restarted ?? 0), N, `${s?.migrated} migrated, ${s?.restarted} restarted`);
+    assert.equal(s?.restarted, 4, "the Restart ones, each counted once");
+    await until(
+      "all running elsewhere",
+      async () => (await domains()).filter((d) => d.status?.phase === "Running" && d.status.host !== "dr").length === N,
+      60_000,
+    );
+    assert.deepEqual(await fleet.sims.get("dr")?.listDomains(), []);
     assert.deepEqual(rec.overlaps, [], "no domain ever ran on two hosts");
   });
 });

@@ -1,0 +1,281 @@
+// Load balancing, pure. Each host's load is one number: the weighted sum of
+// its normalised CPU load (measured CPU time of its domains over its CPUs)
+// and memory load (memory of its domains over its allocatable memory).
+// Imbalance is the population standard deviation of host loads (as VMware
+// DRS measures it). The planner searches move sequences with a beam search
+// (width `beam`) over the most promising moves, from the most loaded hosts to
+// the least loaded, under every placement filter the scheduler applies, and
+// returns the sequence whose imbalance plus migration cost (minGain per GiB
+// moved) is lowest. See docs/balancing.md for the guarantees.
+import {
+  DEFAULT_OVERCOMMIT,
+  type DomainRequest,
+  type HostView,
+  type OvercommitPolicy,
+  type PlacedDomain,
+  unfit,
+} from "./placement.ts";
+
+export interface BalanceHost extends HostView {
+  /** Whether the host counts in the imbalance (Ready). Cordoned hosts count, but take nothing. */
+  counted: boolean;
+}
+
+export interface BalanceDomain extends DomainRequest {
+  key: string;
+  host: string;
+  /** Measured CPU use in cores (CPU seconds per second). */
+  cpuCores: number;
+  /** May move now: live-migratable, no migration under way, out of its cooldown. */
+  movable: boolean;
+}
+
+export interface BalanceParams {
+  weights: { cpu: number; memory: number };
+  threshold: number;
+  maxMoves: number;
+  maxMovesPerHost: number;
+  /** Imbalance a move must remove per GiB it transfers. */
+  minGain: number;
+  /** Beam width of the search (1 is plain greedy). */
+  beam?: number;
+  /** Most loaded and least loaded hosts considered as sources and targets at each step. */
+  fanout?: number;
+  policy?: OvercommitPolicy;
+}
+
+export interface Move {
+  key: string;
+  source: string;
+  target: string;
+  memoryMiB: number;
+  /** Imbalance this move removes, given the moves before it. */
+  gain: number;
+}
+
+export interface BalancePlan {
+  imbalance: number;
+  projected: number;
+  moves: Move[];
+  /** Why nothing is proposed, when nothing is. */
+  idle?: string;
+}
+
+interface State {
+  load: Float64Array; // per host index
+  moves: Move[];
+  perHost: Int32Array;
+  moved: Set<string>;
+  /** Sum and sum of squares of counted loads, for O(1) variance updates. */
+  sum: number;
+  sumSq: number;
+  objective: number;
+  gib: number;
+}
+
+export function hostLoads(
+  hosts: BalanceHost[],
+  domains: BalanceDomain[],
+  weights: { cpu: number; memory: number },
+): Map<string, number> {
+  const wsum = weights.cpu + weights.memory || 1;
+  const acc = new Map(hosts.map((h) => [h.name, { cpu: 0, mem: 0 }]));
+  for (const d of domains) {
+    const a = acc.get(d.host);
+    if (!a) continue;
+    a.cpu += d.cpuCores;
+    a.mem += d.memoryMiB;
+  }
+  const out = new Map<string, number>();
+  for (const h of hosts) {
+    const a = acc.get(h.name) ?? { cpu: 0, mem: 0 };
+    const cpu = h.cpus > 0 ? a.cpu / h.cpus : 0;
+    const mem = h.memoryMiB > 0 ? a.mem / h.memoryMiB : 0;
+    out.set(h.name, (weights.cpu * cpu + weights.memory * mem) / wsum);
+  }
+  return out;
+}
+
+/** Population standard deviation of the counted hosts' loads. */
+export function imbalance(hosts: BalanceHost[], loads: Map<string, number>): number {
+  const xs = hosts.filter((h) => h.counted).map((h) => loads.get(h.name) ?? 0);
+  if (xs.length === 0) return 0;
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  return Math.sqrt(Math.max(0, xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length));
+}
+
+export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: BalanceParams): BalancePlan {
+  const policy = p.policy ?? DEFAULT_OVERCOMMIT;
+  const beam = Math.max(1, p.beam ?? 8);
+  const fanout = Math.max(1, p.fanout ?? 12);
+  const wsum = p.weights.cpu + p.weights.memory || 1;
+  const counted = hosts.map((h) => h.counted);
+  const n = counted.filter(Boolean).length;
+  const loads = hostLoads(hosts, domains, p.weights);
+  const load0 = Float64Array.from(hosts.map((h) => loads.get(h.name) ?? 0));
+  const std = (sum: number, sumSq: number) => (n ? Math.sqrt(Math.max(0, sumSq / n - (sum / n) ** 2)) : 0);
+  let sum0 = 0;
+  let sumSq0 = 0;
+  for (let i = 0; i < hosts.length; i++)
+    if (counted[i]) {
+      sum0 += load0[i] ?? 0;
+      sumSq0 += (load0[i] ?? 0) ** 2;
+    }
+  const imb0 = std(sum0, sumSq0);
+  if (imb0 <= p.threshold)
+    return {
+      imbalance: imb0,
+      projected: imb0,
+      moves: [],
+      idle: `imbalance ${imb0.toFixed(4)} is within the threshold ${p.threshold}`,
+    };
+
+  // Placements per host, kept as the search moves domains (copy on write per branch).
+  const placed0 = new Map<string, PlacedDomain[]>(hosts.map((h) => [h.name, []]));
+  const byHost = new Map<string, BalanceDomain[]>();
+  const byKey = new Map(domains.map((d) => [d.key, d]));
+  for (const d of domains) {
+    placed0.get(d.host)?.push(d);
+    const list = byHost.get(d.host);
+    if (list) list.push(d);
+    else byHost.set(d.host, [d]);
+  }
+  const contribution = (d: BalanceDomain, h: BalanceHost) =>
+    (p.weights.cpu * (h.cpus > 0 ? d.cpuCores / h.cpus : 0) +
+      p.weights.memory * (h.memoryMiB > 0 ? d.memoryMiB / h.memoryMiB : 0)) /
+    wsum;
+
+  const start: State = {
+    load: load0,
+    moves: [],
+    perHost: new Int32Array(hosts.length),
+    moved: new Set(),
+    sum: sum0,
+    sumSq: sumSq0,
+    objective: imb0,
+    gib: 0,
+  };
+  let frontier: State[] = [start];
+  let best = start;
+  for (let step = 0; step < p.maxMoves; step++) {
+    const next: State[] = [];
+    for (const s of frontier) {
+      const order = hosts
+        .map((_, i) => i)
+        .filter((i) => counted[i] || (byHost.get(hosts[i]?.name ?? "")?.length ?? 0) > 0);
+      order.sort((a, b) => (s.load[b] ?? 0) - (s.load[a] ?? 0));
+      const sources = order.slice(0, fanout);
+      const targets = order
+        .slice()
+        .reverse()
+        .filter((i) => {
+          const h = hosts[i];
+          return h?.ready && !h.unschedulable && !h.inMaintenance;
+        })
+        .slice(0, fanout);
+      const cur = std(s.sum, s.sumSq);
+      const cache = new Map<string, PlacedDomain[]>();
+      const placedOf = (name: string) => {
+        let v = cache.get(name);
+        if (!v) {
+          v = currentPlacement(placed0, s.moves, name, byKey);
+          cache.set(name, v);
+        }
+        return v;
+      };
+      for (const si of sources) {
+        const src = hosts[si];
+        if (!src || (s.perHost[si] ?? 0) >= p.maxMovesPerHost) continue;
+        const cands = (byHost.get(src.name) ?? []).filter((d) => d.movable && !s.moved.has(d.key));
+        // The domains that shift the most load, heaviest first.
+        cands.sort((a, b) => contribution(b, src) - contribution(a, src));
+        for (const d of cands.slice(0, fanout * 2)) {
+          const out = contribution(d, src);
+          for (const ti of targets) {
+            const tgt = hosts[ti];
+            if (!tgt || ti === si || (s.perHost[ti] ?? 0) >= p.maxMovesPerHost) continue;
+            const inc = contribution(d, tgt);
+            const ls = s.load[si] ?? 0;
+            const lt = s.load[ti] ?? 0;
+            let sum = s.sum;
+            let sumSq = s.sumSq;
+            if (counted[si]) {
+              sum -= out;
+              sumSq += (ls - out) ** 2 - ls ** 2;
+            }
+            if (counted[ti]) {
+              sum += inc;
+              sumSq += (lt + inc) ** 2 - lt ** 2;
+            }
+            const after = std(sum, sumSq);
+            const gain = cur - after;
+            const gib = d.memoryMiB / 1024;
+            // Worth its cost: the imbalance it removes must pay for the memory it moves.
+            if (gain <= 0 || gain < p.minGain * gib) continue;
+            if (unfit(d, tgt, placedOf(tgt.name), policy)) continue;
+            const load = Float64Array.from(s.load);
+            load[si] = ls - out;
+            load[ti] = lt + inc;
+            const perHost = Int32Array.from(s.perHost);
+            perHost[si] = (perHost[si] ?? 0) + 1;
+            perHost[ti] = (perHost[ti] ?? 0) + 1;
+            next.push({
+              load,
+              moves: [...s.moves, { key: d.key, source: src.name, target: tgt.name, memoryMiB: d.memoryMiB, gain }],
+              perHost,
+              moved: new Set([...s.moved, d.key]),
+              sum,
+              sumSq,
+              gib: s.gib + gib,
+              objective: after + p.minGain * (s.gib + gib),
+            });
+          }
+        }
+      }
+    }
+    if (next.length === 0) break;
+    next.sort((a, b) => a.objective - b.objective || a.moves.length - b.moves.length);
+    // Keep distinct branches: the same set of moves reached in another order is one state.
+    const seen = new Set<string>();
+    frontier = [];
+    for (const s of next) {
+      const sig = s.moves
+        .map((m) => `${m.key}>${m.target}`)
+        .sort()
+        .join("|");
+      if (seen.has(sig)) continue;
+      seen.add(sig);
+      frontier.push(s);
+      if (frontier.length >= beam) break;
+    }
+    if (frontier[0] && frontier[0].objective < best.objective - 1e-12) best = frontier[0];
+  }
+  const projected = std(best.sum, best.sumSq);
+  if (best.moves.length === 0)
+    return {
+      imbalance: imb0,
+      projected: imb0,
+      moves: [],
+      idle: "no move lowers the imbalance enough to pay for its migration",
+    };
+  return { imbalance: imb0, projected, moves: best.moves };
+}
+
+/** A host's placements after the moves of a branch (the moves are few: rebuilt on demand). */
+function currentPlacement(
+  placed0: Map<string, PlacedDomain[]>,
+  moves: Move[],
+  host: string,
+  byKey: Map<string, BalanceDomain>,
+): PlacedDomain[] {
+  const base = placed0.get(host) ?? [];
+  if (moves.length === 0) return base;
+  const out = new Set(moves.filter((m) => m.source === host).map((m) => m.key));
+  const inKeys = moves.filter((m) => m.target === host).map((m) => m.key);
+  const list = out.size ? base.filter((d) => !out.has((d as BalanceDomain).key)) : base.slice();
+  for (const k of inKeys) {
+    const d = byKey.get(k);
+    if (d) list.push(d);
+  }
+  return list;
+}

@@ -1,0 +1,266 @@
+// The balancer controller: every intervalSeconds, measures each host's load
+// (CPU from the domains' CPU time as their agents report it, memory from
+// their sizes), plans with balancer-plan.ts, writes the plan into the
+// XenBalancer's status (Recommend) and, in Auto mode, creates XenMigrations
+// with reason Balance. A pass waits while the previous pass's migrations run;
+// a domain the balancer moved is not moved by it again within cooldownSeconds.
+import { createHash } from "node:crypto";
+import {
+  quantityMiB,
+  resources,
+  type XenBalancer,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+  type XenMigration,
+} from "@kubexen/crds";
+import {
+  type Condition,
+  type EventRecorder,
+  getCondition,
+  type Informer,
+  type KubeClient,
+  type Logger,
+  objectKey,
+  type ReconcileResult,
+  rfc3339,
+  setCondition,
+} from "@kubexen/sdk";
+import { type BalanceDomain, type BalanceHost, planBalance } from "./balancer-plan.ts";
+import type { OperatorMetrics } from "./metrics.ts";
+import { hostView, request } from "./views.ts";
+
+export const BALANCER_MANAGER = "kubexen-balancer";
+export const BALANCER_LABEL = "kubexen.io/balancer";
+const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
+
+export interface BalancerDeps {
+  client: KubeClient;
+  balancers: Informer<XenBalancer>;
+  domains: Informer<XenDomain>;
+  hosts: Informer<XenHost>;
+  migrations: Informer<XenMigration>;
+  maintenances: Informer<XenMaintenance>;
+  events: EventRecorder;
+  log: Logger;
+  metrics?: OperatorMetrics;
+}
+
+/** CPU use per domain in cores, from the CPU time its agent reports over time. */
+export class CpuRates {
+  private readonly samples = new Map<string, Array<{ t: number; cpu: number }>>();
+
+  observe(xd: XenDomain, nowMs = Date.now()): void {
+    const cpu = xd.status?.cpuTimeSeconds;
+    const uuid = xd.status?.uuid;
+    if (cpu === undefined || !uuid) return;
+    const list = this.samples.get(uuid) ?? [];
+    const last = list.at(-1);
+    if (last && last.cpu === cpu) return;
+    if (last && cpu < last.cpu) list.length = 0; // Restarted: its counter began again.
+    list.push({ t: nowMs, cpu });
+    this.samples.set(uuid, list.slice(-3));
+  }
+
+  forget(uuid: string): void {
+    this.samples.delete(uuid);
+  }
+
+  /** Cores used between the two latest samples, if there are two. */
+  rate(uuid: string | undefined): number | undefined {
+    const list = uuid ? this.samples.get(uuid) : undefined;
+    if (!list || list.length < 2) return undefined;
+    const a = list.at(-2);
+    const b = list.at(-1);
+    if (!a || !b || b.t <= a.t) return undefined;
+    return Math.max(0, (b.cpu - a.cpu) / ((b.t - a.t) / 1000));
+  }
+}
+
+export class BalancerController {
+  private readonly d: BalancerDeps;
+  readonly rates = new CpuRates();
+  constructor(d: BalancerDeps) {
+    this.d = d;
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const b = this.d.balancers.get(name);
+    if (!b || name !== "default") return undefined;
+    const spec = b.spec;
+    const now = Date.now();
+    const intervalMs = spec.intervalSeconds * 1000;
+    if (spec.mode === "Off")
+      return this.report(b, { nextRunTime: undefined, recommendations: [] }, "Ready", "Off", "balancing is off");
+    const last = b.status?.lastRunTime ? Date.parse(b.status.lastRunTime) : 0;
+    const changed = b.status?.observedGeneration !== b.metadata.generation;
+    if (!changed && now - last < intervalMs) return { requeueAfterMs: last + intervalMs - now };
+
+    const mine = this.d.migrations.list().filter((m) => m.spec.reason === "Balance");
+    const running = mine.filter((m) => ACTIVE.has(m.status?.phase ?? "Pending"));
+    if (running.length > 0) {
+      await this.report(
+        b,
+        {},
+        "Reconciling",
+        "Waiting",
+        `${running.length} migrations of the last pass are still running`,
+      );
+      return { requeueAfterMs: 5000 };
+    }
+    const cooldownMs = spec.cooldownSeconds * 1000;
+    const lastMove = new Map<string, number>();
+    for (const m of mine) {
+      const k = `${m.metadata.namespace}/${m.spec.domain}`;
+      const t = Date.parse(m.status?.completionTime ?? m.metadata.creationTimestamp ?? "") || 0;
+      lastMove.set(k, Math.max(lastMove.get(k) ?? 0, t));
+    }
+    const busy = new Set(
+      this.d.migrations
+        .list()
+        .filter((m) => ACTIVE.has(m.status?.phase ?? "Pending"))
+        .map((m) => `${m.metadata.namespace}/${m.spec.domain}`),
+    );
+    const maint = this.d.maintenances.list();
+    const hostObjs = this.d.hosts.list();
+    const hosts: BalanceHost[] = hostObjs.map((h) => {
+      const v = hostView(h, maint);
+      return { ...v, counted: v.ready };
+    });
+    const domains = this.domainsWithLoad(hostObjs, (x) => {
+      const k = objectKey(x);
+      const migratable =
+        x.status?.migratable !== false &&
+        getCondition(x.status?.conditions as Condition[] | undefined, "Migratable")?.status !== "False";
+      return migratable && x.status?.phase === "Running" && !busy.has(k) && now - (lastMove.get(k) ?? 0) >= cooldownMs;
+    });
+    const plan = planBalance(hosts, domains, {
+      weights: spec.weights,
+      threshold: spec.threshold,
+      maxMoves: spec.maxMigrationsPerCycle,
+      maxMovesPerHost: spec.maxMigrationsPerHost,
+      minGain: spec.minGain,
+    });
+    this.d.metrics?.balancerImbalance.set(plan.imbalance);
+    const recommendations = plan.moves.map((m) => {
+      const [namespace = "", domain = ""] = m.key.split("/");
+      return {
+        namespace,
+        domain,
+        source: m.source,
+        target: m.target,
+        memoryMiB: m.memoryMiB,
+        expectedGain: Math.round(m.gain * 1e6) / 1e6,
+      };
+    });
+    let created = b.status?.migrationsCreated ?? 0;
+    if (spec.mode === "Auto") {
+      for (const r of recommendations) {
+        const id = createHash("sha256").update(`${r.namespace}/${r.domain}@${now}`).digest("hex").slice(0, 10);
+        await this.d.client.create(resources.xenMigrations, {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenMigration",
+          metadata: {
+            name: `${`balance-${r.domain}`.slice(0, 230).replace(/[.-]+$/, "")}-${id}`,
+            namespace: r.namespace,
+            labels: { [BALANCER_LABEL]: "default" },
+          },
+          spec: { domain: r.domain, targetHost: r.target, reason: "Balance" },
+        });
+        created++;
+      }
+      if (recommendations.length)
+        await this.d.events.record(
+          b,
+          "Normal",
+          "Balancing",
+          "Migrate",
+          `imbalance ${plan.imbalance.toFixed(3)}: ${recommendations.length} migrations toward ${plan.projected.toFixed(3)}`,
+        );
+    }
+    this.d.metrics?.balancerMoves.inc({ mode: spec.mode }, recommendations.length);
+    const message =
+      plan.idle ??
+      `imbalance ${plan.imbalance.toFixed(3)}; ${recommendations.length} moves ${spec.mode === "Auto" ? "started" : "recommended"}, projected ${plan.projected.toFixed(3)}`;
+    await this.report(
+      b,
+      {
+        imbalance: round(plan.imbalance),
+        projectedImbalance: round(plan.projected),
+        lastRunTime: rfc3339(new Date(now)),
+        nextRunTime: rfc3339(new Date(now + intervalMs)),
+        recommendations,
+        migrationsCreated: created,
+      },
+      "Ready",
+      spec.mode,
+      message,
+    );
+    return { requeueAfterMs: intervalMs };
+  }
+
+  /** Domains bound to a host with their measured CPU; unmeasured ones share the rest of their host's load by vCPUs. */
+  private domainsWithLoad(hostObjs: XenHost[], movable: (x: XenDomain) => boolean): BalanceDomain[] {
+    const all = this.d.domains.list().filter((x) => x.status?.host && x.status.state !== "absent");
+    const out: BalanceDomain[] = [];
+    const byHost = new Map<string, XenDomain[]>();
+    for (const x of all) byHost.set(x.status?.host ?? "", [...(byHost.get(x.status?.host ?? "") ?? []), x]);
+    for (const h of hostObjs) {
+      const name = h.metadata.name ?? "";
+      const list = byHost.get(name) ?? [];
+      const measured = list.map((x) => this.rates.rate(x.status?.uuid));
+      const known = measured.reduce<number>((s, r) => s + (r ?? 0), 0);
+      const hostCores = (h.status?.cpuLoad ?? 0) * (h.status?.capacity?.cpus ?? 0);
+      const rest = Math.max(0, hostCores - known);
+      const unknownVcpus = list.reduce((s, x, i) => s + (measured[i] === undefined ? x.spec.vcpus : 0), 0);
+      for (const [i, x] of list.entries()) {
+        const r = measured[i] ?? (unknownVcpus > 0 ? (rest * x.spec.vcpus) / unknownVcpus : 0);
+        out.push({
+          ...request(x),
+          key: objectKey(x),
+          host: name,
+          memoryMiB: quantityMiB(x.spec.memory),
+          cpuCores: r,
+          movable: movable(x),
+        });
+      }
+    }
+    return out;
+  }
+
+  private async report(
+    b: XenBalancer,
+    fields: Record<string, unknown>,
+    mode: "Ready" | "Reconciling",
+    reason: string,
+    message: string,
+  ): Promise<ReconcileResult> {
+    let conds = (b.status?.conditions ?? []) as Condition[];
+    const gen = b.metadata.generation;
+    conds = setCondition(conds, {
+      type: "Ready",
+      status: mode === "Ready" ? "True" : "False",
+      reason,
+      message,
+      observedGeneration: gen,
+    });
+    conds = setCondition(conds, {
+      type: "Reconciling",
+      status: mode === "Reconciling" ? "True" : "False",
+      reason,
+      message,
+      observedGeneration: gen,
+    });
+    const status = { ...(b.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
+    for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
+    await this.d.client.applyStatus(
+      resources.xenBalancers,
+      { apiVersion: "kubexen.io/v1alpha1", kind: "XenBalancer", metadata: { name: b.metadata.name }, status },
+      BALANCER_MANAGER,
+    );
+    await this.d.balancers.waitForChange(b.metadata.name ?? "", b.metadata.resourceVersion);
+    return undefined;
+  }
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
