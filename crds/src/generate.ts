@@ -1,4 +1,5 @@
-// Writes crds/generated/*.yaml and docs/api.md from the zod schemas.
+// Writes crds/generated/*.yaml, the Helm chart's CRDs and Argo CD health checks, and
+// docs/api.md from the zod schemas.
 //   node crds/src/generate.ts          write the files
 //   node crds/src/generate.ts --check  exit 1 and name the files that differ
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";

@@ -32,7 +32,12 @@ export const XenMaintenanceStatusSchema = z
     restarted: z.int().min(0).optional().describe("Domains stopped here and started elsewhere."),
     blocked: z.int().min(0).optional().describe("Domains that cannot be evicted."),
     restartedDomains: z
-      .array(z.object({ namespace: z.string().max(63), name: z.string().max(253) }))
+      .array(
+        z.object({
+          namespace: z.string().max(63).describe("The XenDomain's namespace."),
+          name: z.string().max(253).describe("The XenDomain's name."),
+        }),
+      )
       .max(4096)
       .optional()
       .describe("The domains restarted elsewhere (recorded before each restart, so the count survives a crash)."),

@@ -3,6 +3,7 @@
 // on loopback: for the demo, the operator's tests and benchmarks.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type SimHostOptions, SimHypervisor } from "@kubexen/hypervisor";
 import { NodeAgent, SimWatchdog } from "@kubexen/node-agent";
 import type { Logger } from "@kubexen/sdk";
@@ -26,6 +27,8 @@ export async function startSimFleet(
     reportIntervalMs?: number;
     cpuReportIntervalMs?: number;
     persist?: boolean;
+    /** Credentials per host (default: the control plane's admin). */
+    kubeConfigFor?: (host: string) => KubeConfig;
     /** Self-fencing through each sim's watchdog. */
     fencing?: { fenceTimeoutMs: number; watchdogTimeoutMs: number };
   } = {},
@@ -42,7 +45,7 @@ export async function startSimFleet(
       ...simOpts,
     });
     const agent = new NodeAgent({
-      kubeConfig: cp.kubeConfig(),
+      kubeConfig: opts.kubeConfigFor?.(name) ?? cp.kubeConfig(),
       host: name,
       hypervisor: sim,
       logger: opts.logger,

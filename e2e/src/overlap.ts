@@ -8,6 +8,8 @@ export class OverlapRecorder {
   /** uuid -> hosts where it runs now. */
   private readonly running = new Map<string, Set<string>>();
   readonly overlaps: string[] = [];
+  /** uuid -> how many times the guest was created or restored (a fresh start, not a migration). */
+  readonly boots = new Map<string, number>();
   /** uuid -> every start on a host, with when. */
   readonly starts = new Map<string, Array<{ host: string; at: number }>>();
   private readonly unsubscribe: Array<() => void> = [];
@@ -26,6 +28,8 @@ export class OverlapRecorder {
         h.push(`${new Date().toISOString().slice(11, 23)} ${host} ${e.type}${e.type === "state" ? ` ${e.state}` : ""}`);
         this.history.set(e.uuid, h.slice(-12));
         const runs = e.type === "state" && (e.state === "running" || e.state === "blocked");
+        if (e.type === "state" && (e.reason === "create" || e.reason === "restore"))
+          this.boots.set(e.uuid, (this.boots.get(e.uuid) ?? 0) + 1);
         if (runs && !set.has(host)) {
           set.add(host);
           const list = this.starts.get(e.uuid) ?? [];

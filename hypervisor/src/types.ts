@@ -83,7 +83,8 @@ export type HypervisorEvent =
       uuid: string;
       name: string;
       state: HypervisorState;
-      reason?: "poweroff" | "reboot" | "crash" | "suspend";
+      /** Why, when known: `create` and `restore` mean a fresh start of the guest here. */
+      reason?: "poweroff" | "reboot" | "crash" | "suspend" | "create" | "restore";
     }
   | { type: "gone"; uuid: string; name: string };
 

@@ -42,6 +42,8 @@ const conds = (m: XenMigration) => (m.status?.conditions ?? []) as Condition[];
 export class MigrationRoles implements Admission {
   private readonly d: MigrationRoleDeps;
   private readonly sending = new Map<string, AbortController>();
+  /** Migrations (by UID) this process already sent or tried: never twice, whatever a stale cache shows. */
+  private readonly sent = new Set<string>();
   private readonly receiving = new Set<string>();
 
   constructor(d: MigrationRoleDeps) {
@@ -168,13 +170,20 @@ export class MigrationRoles implements Admission {
 
   private async asSource(m: XenMigration): Promise<void> {
     const key = objectKey(m);
-    if (m.status?.phase !== "Transferring" || getCondition(conds(m), "SourceDone") || this.sending.has(key)) return;
+    if (
+      m.status?.phase !== "Transferring" ||
+      getCondition(conds(m), "SourceDone") ||
+      this.sending.has(key) ||
+      this.sent.has(m.metadata.uid ?? "")
+    )
+      return;
     const { sourceHost, targetHost, domainUUID } = m.status;
     if (!sourceHost || !targetHost || !domainUUID || !m.metadata.uid) return;
     if (getCondition(conds(m), "AbortRequested")?.status === "True")
       return this.condition(m, "SourceDone", "False", "SendFailed", "aborted before sending; the domain stays here");
     const abort = new AbortController();
     this.sending.set(key, abort);
+    this.sent.add(m.metadata.uid);
     void (async () => {
       let lastWrite = 0;
       try {

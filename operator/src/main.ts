@@ -12,11 +12,17 @@ const { values } = parseArgs({
     "metrics-port": { type: "string", default: "8080" },
     "leader-elect": { type: "boolean", default: true },
     "no-leader-elect": { type: "boolean", default: false },
+    "fence-margin": { type: "string", default: "15" },
   },
 });
 const port = Number(values["metrics-port"]);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`kubexen-operator: --metrics-port must be a port number, got ${values["metrics-port"]}`);
+  process.exit(2);
+}
+const margin = Number(values["fence-margin"]);
+if (!Number.isFinite(margin) || margin < 0) {
+  console.error(`kubexen-operator: --fence-margin must be seconds (0 or more), got ${values["fence-margin"]}`);
   process.exit(2);
 }
 const log = createLogger("kubexen-operator");
@@ -29,6 +35,7 @@ const op = new Operator({
   metricsPort: port,
   leaderElection: !values["no-leader-elect"],
   identity: process.env.POD_NAME,
+  fenceMarginMs: margin * 1000,
   logger: log,
 });
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

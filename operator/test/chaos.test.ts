@@ -132,6 +132,12 @@ describe("operator: SIGKILL at random points during 100 migrations", () => {
     for (const d of await domains())
       assert.deepEqual(where.get(d.status?.uuid ?? ""), [d.status?.host], `${d.metadata.name} runs only on its host`);
     assert.deepEqual(rec.overlaps, [], "no domain ever ran on two hosts");
+    const restarted = (await domains()).filter((d) => rec.boots.get(d.status?.uuid ?? "") !== 1);
+    assert.deepEqual(
+      restarted.map((d) => `${d.metadata.name}: ${rec.boots.get(d.status?.uuid ?? "")} boots`),
+      [],
+      "live migration never restarted a guest",
+    );
   });
 });
 
@@ -223,5 +229,9 @@ describe("operator: SIGKILL at random points during a drain", () => {
     );
     assert.deepEqual(await fleet.sims.get("dr")?.listDomains(), []);
     assert.deepEqual(rec.overlaps, [], "no domain ever ran on two hosts");
+    for (const d of await domains()) {
+      const want = d.spec.evictionStrategy === "Restart" ? 2 : 1;
+      assert.equal(rec.boots.get(d.status?.uuid ?? ""), want, `${d.metadata.name} booted ${want} times`);
+    }
   });
 });

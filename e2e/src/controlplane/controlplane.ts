@@ -178,6 +178,8 @@ export class ControlPlane {
         `--client-ca-file=${p.ca.certFile}`,
         "--authorization-mode=RBAC",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        // As kubeadm clusters run: privileged pods (the node agent) are allowed.
+        "--allow-privileged=true",
         `--service-account-key-file=${p.serviceAccount.publicKeyFile}`,
         `--service-account-signing-key-file=${p.serviceAccount.privateKeyFile}`,
         "--service-cluster-ip-range=10.0.0.0/24",

@@ -380,7 +380,7 @@ export class SimHypervisor implements Hypervisor {
     };
     this.domains.set(d.uuid, d);
     this.persist();
-    this.emit({ type: "state", uuid: d.uuid, name: d.name, state: d.state });
+    this.emit({ type: "state", uuid: d.uuid, name: d.name, state: d.state, reason: "create" });
     return this.info(d);
   }
 
@@ -465,7 +465,7 @@ export class SimHypervisor implements Hypervisor {
     this.domains.set(d.uuid, d);
     this.images.delete(path);
     this.persist();
-    this.emit({ type: "state", uuid: d.uuid, name: d.name, state: d.state });
+    this.emit({ type: "state", uuid: d.uuid, name: d.name, state: d.state, reason: "restore" });
     return this.info(d);
   }
 
