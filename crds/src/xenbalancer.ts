@@ -49,7 +49,9 @@ export const XenBalancerSpecSchema = z
       .min(0)
       .max(1)
       .default(0.005)
-      .describe("A move must lower imbalance by at least this much per GiB moved to be worth its cost."),
+      .describe(
+        "A move must lower imbalance, times the square root of the number of hosts, by at least this much per GiB moved to be worth its cost.",
+      ),
   })
   .describe("Balancing policy.");
 

@@ -214,6 +214,6 @@ describe("sim host state", () => {
     h.guestEvent(c.uuid, "crash");
     assert.equal((await h.getDomain(c.uuid))?.state, "crashed");
     await h.destroy(c.uuid);
-    assert.deepEqual(events, ["running:", "running:reboot", "crashed:crash", "gone"]);
+    assert.deepEqual(events, ["running:create", "running:reboot", "crashed:crash", "gone"]);
   });
 });

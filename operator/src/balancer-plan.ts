@@ -6,7 +6,7 @@
 // (width `beam`) over the most promising moves, from the most loaded hosts to
 // the least loaded, under every placement filter the scheduler applies, and
 // returns the sequence whose imbalance plus migration cost (minGain per GiB
-// moved) is lowest. See docs/balancing.md for the guarantees.
+// moved, at cluster scale) is lowest. See docs/balancing.md for the guarantees.
 import {
   DEFAULT_OVERCOMMIT,
   type DomainRequest,
@@ -61,6 +61,20 @@ export interface BalancePlan {
   idle?: string;
 }
 
+interface Candidate {
+  from: State;
+  si: number;
+  ti: number;
+  d: BalanceDomain;
+  out: number;
+  inc: number;
+  gain: number;
+  gib: number;
+  sum: number;
+  sumSq: number;
+  objective: number;
+}
+
 interface State {
   load: Float64Array; // per host index
   moves: Move[];
@@ -113,6 +127,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
   const n = counted.filter(Boolean).length;
   const loads = hostLoads(hosts, domains, p.weights);
   const load0 = Float64Array.from(hosts.map((h) => loads.get(h.name) ?? 0));
+  const scale = Math.sqrt(Math.max(1, n));
   const std = (sum: number, sumSq: number) => (n ? Math.sqrt(Math.max(0, sumSq / n - (sum / n) ** 2)) : 0);
   let sum0 = 0;
   let sumSq0 = 0;
@@ -158,7 +173,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
   let frontier: State[] = [start];
   let best = start;
   for (let step = 0; step < p.maxMoves; step++) {
-    const next: State[] = [];
+    const next: Candidate[] = [];
     for (const s of frontier) {
       const order = hosts
         .map((_, i) => i)
@@ -210,42 +225,64 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
             const after = std(sum, sumSq);
             const gain = cur - after;
             const gib = d.memoryMiB / 1024;
-            // Worth its cost: the imbalance it removes must pay for the memory it moves.
-            if (gain <= 0 || gain < p.minGain * gib) continue;
+            // Worth its cost: the imbalance it removes must pay for the memory it moves. Gains are
+            // compared at cluster scale (times sqrt(n)): one move shifts a std of n hosts by ~1/sqrt(n).
+            if (gain <= 0 || gain * scale < p.minGain * gib) continue;
             if (unfit(d, tgt, placedOf(tgt.name), policy)) continue;
-            const load = Float64Array.from(s.load);
-            load[si] = ls - out;
-            load[ti] = lt + inc;
-            const perHost = Int32Array.from(s.perHost);
-            perHost[si] = (perHost[si] ?? 0) + 1;
-            perHost[ti] = (perHost[ti] ?? 0) + 1;
+            // Materialised only if it makes the beam: copying per candidate would cost O(hosts) each.
             next.push({
-              load,
-              moves: [...s.moves, { key: d.key, source: src.name, target: tgt.name, memoryMiB: d.memoryMiB, gain }],
-              perHost,
-              moved: new Set([...s.moved, d.key]),
+              from: s,
+              si,
+              ti,
+              d,
+              out,
+              inc,
+              gain,
+              gib,
               sum,
               sumSq,
-              gib: s.gib + gib,
-              objective: after + p.minGain * (s.gib + gib),
+              objective: after + (p.minGain * (s.gib + gib)) / scale,
             });
           }
         }
       }
     }
     if (next.length === 0) break;
-    next.sort((a, b) => a.objective - b.objective || a.moves.length - b.moves.length);
+    next.sort((a, b) => a.objective - b.objective || a.from.moves.length - b.from.moves.length);
     // Keep distinct branches: the same set of moves reached in another order is one state.
     const seen = new Set<string>();
     frontier = [];
-    for (const s of next) {
-      const sig = s.moves
+    for (const c of next) {
+      const move = {
+        key: c.d.key,
+        source: hosts[c.si]?.name ?? "",
+        target: hosts[c.ti]?.name ?? "",
+        memoryMiB: c.d.memoryMiB,
+        gain: c.gain,
+      };
+      const moves = [...c.from.moves, move];
+      const sig = moves
         .map((m) => `${m.key}>${m.target}`)
         .sort()
         .join("|");
       if (seen.has(sig)) continue;
       seen.add(sig);
-      frontier.push(s);
+      const load = Float64Array.from(c.from.load);
+      load[c.si] = (load[c.si] ?? 0) - c.out;
+      load[c.ti] = (load[c.ti] ?? 0) + c.inc;
+      const perHost = Int32Array.from(c.from.perHost);
+      perHost[c.si] = (perHost[c.si] ?? 0) + 1;
+      perHost[c.ti] = (perHost[c.ti] ?? 0) + 1;
+      frontier.push({
+        load,
+        moves,
+        perHost,
+        moved: new Set([...c.from.moved, c.d.key]),
+        sum: c.sum,
+        sumSq: c.sumSq,
+        gib: c.from.gib + c.gib,
+        objective: c.objective,
+      });
       if (frontier.length >= beam) break;
     }
     if (frontier[0] && frontier[0].objective < best.objective - 1e-12) best = frontier[0];

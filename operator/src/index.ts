@@ -1,3 +1,4 @@
+export * from "./balancer-plan.ts";
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
 export { Lifecycle } from "./lifecycle.ts";
 export { MIGRATION_MANAGER, MigrationController } from "./migration.ts";
