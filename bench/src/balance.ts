@@ -4,8 +4,7 @@
 // move by drop in standard deviation, repeated, at most 8 moves per host) and
 // against the exact optimum on small instances, for every move budget k;
 // decision time at full size; and a 24-hour drifting-load trace.
-import { type BalanceDomain, type BalanceHost, hostLoads, imbalance, planBalance } from "@kubexen/operator";
-import { unfit } from "@kubexen/operator";
+import { type BalanceDomain, type BalanceHost, hostLoads, imbalance, planBalance, unfit } from "@kubexen/operator";
 
 export type Shape = "skewed" | "hotspot" | "fresh-empty";
 
@@ -113,11 +112,25 @@ export function optimum(hosts: BalanceHost[], domains: BalanceDomain[], k: numbe
   const hi = new Map(hosts.map((h, i) => [h.name, i]));
   const H = hosts.length;
   const wsum = W.cpu + W.memory;
-  const load = Float64Array.from(hosts.map((h) => hostLoads([h], domains.filter((d) => d.host === h.name), W).get(h.name) ?? 0));
-  const mem = Float64Array.from(hosts.map((h) => domains.filter((d) => d.host === h.name).reduce((s, d) => s + d.memoryMiB, 0)));
-  const vc = Float64Array.from(hosts.map((h) => domains.filter((d) => d.host === h.name).reduce((s, d) => s + d.vcpus, 0)));
+  const load = Float64Array.from(
+    hosts.map(
+      (h) =>
+        hostLoads(
+          [h],
+          domains.filter((d) => d.host === h.name),
+          W,
+        ).get(h.name) ?? 0,
+    ),
+  );
+  const mem = Float64Array.from(
+    hosts.map((h) => domains.filter((d) => d.host === h.name).reduce((s, d) => s + d.memoryMiB, 0)),
+  );
+  const vc = Float64Array.from(
+    hosts.map((h) => domains.filter((d) => d.host === h.name).reduce((s, d) => s + d.vcpus, 0)),
+  );
   const cap = hosts.map((h) => ({ mem: h.memoryMiB, vcpus: h.cpus * 4 }));
-  const contrib = (d: BalanceDomain, h: BalanceHost) => (W.cpu * (d.cpuCores / h.cpus) + W.memory * (d.memoryMiB / h.memoryMiB)) / wsum;
+  const contrib = (d: BalanceDomain, h: BalanceHost) =>
+    (W.cpu * (d.cpuCores / h.cpus) + W.memory * (d.memoryMiB / h.memoryMiB)) / wsum;
   const movable = domains.filter((d) => d.movable);
   let sum = load.reduce((s, x) => s + x, 0);
   let sumSq = load.reduce((s, x) => s + x * x, 0);
@@ -145,7 +158,8 @@ export function optimum(hosts: BalanceHost[], domains: BalanceDomain[], k: numbe
         sumSq += (ls - out) ** 2 - ls ** 2 + (lt + inc) ** 2 - lt ** 2;
         // Capacity is checked on the final placement; intermediate overshoot may be ordered away.
         let fits = true;
-        for (let h = 0; h < H && fits; h++) fits = (mem[h] as number) <= cap[h]!.mem && (vc[h] as number) <= cap[h]!.vcpus;
+        for (let h = 0; h < H && fits; h++)
+          fits = (mem[h] as number) <= (cap[h]?.mem ?? 0) && (vc[h] as number) <= (cap[h]?.vcpus ?? 0);
         if (fits) best = Math.min(best, std());
         if (left > 1) dfs(i + 1, left - 1);
         sum -= inc - out;
@@ -206,7 +220,14 @@ export function runBalance(size: "small" | "full") {
       }
 
   // Moves needed to reach greedy's imbalance with a budget of 8 on mid-size clusters.
-  const moves: Array<{ shape: Shape; seed: number; greedyMoves: number; greedyImbalance: number; oursMoves: number; oursImbalance: number }> = [];
+  const moves: Array<{
+    shape: Shape;
+    seed: number;
+    greedyMoves: number;
+    greedyImbalance: number;
+    oursMoves: number;
+    oursImbalance: number;
+  }> = [];
   const [mh, md] = size === "full" ? [50, 500] : [10, 60];
   for (const shape of shapes)
     for (const seed of seeds) {
@@ -220,20 +241,46 @@ export function runBalance(size: "small" | "full") {
           break;
         }
       }
-      moves.push({ shape, seed, greedyMoves: g.moves.length, greedyImbalance: g.projected, oursMoves: found.k, oursImbalance: found.imb });
+      moves.push({
+        shape,
+        seed,
+        greedyMoves: g.moves.length,
+        greedyImbalance: g.projected,
+        oursMoves: found.k,
+        oursImbalance: found.imb,
+      });
     }
 
   // Decision time at full size.
   const [bh, bd] = size === "full" ? [1000, 10000] : [100, 1000];
   const big = generate("skewed", bh, bd, 42);
   const times: number[] = [];
-  let plan = planBalance(big.hosts, big.domains, { weights: W, threshold: 0.05, maxMoves: 4, maxMovesPerHost: 2, minGain: 0.005 });
+  let plan = planBalance(big.hosts, big.domains, {
+    weights: W,
+    threshold: 0.05,
+    maxMoves: 4,
+    maxMovesPerHost: 2,
+    minGain: 0.005,
+  });
   for (let i = 0; i < (size === "full" ? 5 : 2); i++) {
     const t0 = performance.now();
-    plan = planBalance(big.hosts, big.domains, { weights: W, threshold: 0.05, maxMoves: 4, maxMovesPerHost: 2, minGain: 0.005 });
+    plan = planBalance(big.hosts, big.domains, {
+      weights: W,
+      threshold: 0.05,
+      maxMoves: 4,
+      maxMovesPerHost: 2,
+      minGain: 0.005,
+    });
     times.push(performance.now() - t0);
   }
-  const decision = { hosts: bh, domains: big.domains.length, ms: times.sort((a, b) => a - b)[Math.floor(times.length / 2)] as number, moves: plan.moves.length, before: plan.imbalance, after: plan.projected };
+  const decision = {
+    hosts: bh,
+    domains: big.domains.length,
+    ms: times.sort((a, b) => a - b)[Math.floor(times.length / 2)] as number,
+    moves: plan.moves.length,
+    before: plan.imbalance,
+    after: plan.projected,
+  };
 
   // A 24-hour drifting-load trace, 5-minute passes, cooldown 30 minutes.
   const [th, td] = size === "full" ? [100, 1000] : [10, 80];
@@ -252,7 +299,13 @@ export function runBalance(size: "small" | "full") {
       cpuCores: Math.max(0, Math.min(d.vcpus, d.cpuCores + (r() - 0.5) * 0.5 * d.vcpus)),
       movable: t - (last.get(d.key) ?? Number.NEGATIVE_INFINITY) >= 1800,
     }));
-    const pl = planBalance(tHosts, tDomains, { weights: W, threshold: 0.05, maxMoves: 4, maxMovesPerHost: 2, minGain: 0.005 });
+    const pl = planBalance(tHosts, tDomains, {
+      weights: W,
+      threshold: 0.05,
+      maxMoves: 4,
+      maxMovesPerHost: 2,
+      minGain: 0.005,
+    });
     sumBefore += pl.imbalance;
     sumAfter += pl.projected;
     const to = new Map(pl.moves.map((m) => [m.key, m.target]));
@@ -265,7 +318,15 @@ export function runBalance(size: "small" | "full") {
     tDomains = tDomains.map((d) => (to.has(d.key) ? { ...d, host: to.get(d.key) as string } : d));
   }
   tHosts = tHosts.slice();
-  const trace = { hosts: th, domains: td, passes, moves: traceMoves, cooldownViolations: violations, meanImbalanceBefore: sumBefore / passes, meanImbalanceAfter: sumAfter / passes };
+  const trace = {
+    hosts: th,
+    domains: td,
+    passes,
+    moves: traceMoves,
+    cooldownViolations: violations,
+    meanImbalanceBefore: sumBefore / passes,
+    meanImbalanceAfter: sumAfter / passes,
+  };
 
   return { quality, moves, decision, trace };
 }

@@ -48,7 +48,8 @@ export function lineChart(o: { title: string; x: string; y: string; series: Seri
     const c = COLORS[i % COLORS.length];
     const d = s.points.map((p, j) => `${j ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
     parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"/>`);
-    for (const p of s.points) parts.push(`<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="2.5" fill="${c}"/>`);
+    for (const p of s.points)
+      parts.push(`<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="2.5" fill="${c}"/>`);
     parts.push(
       `<rect x="${W - R + 12}" y="${T + i * 18}" width="12" height="3" fill="${c}"/>`,
       `<text x="${W - R + 30}" y="${T + i * 18 + 5}">${esc(s.name)}</text>`,

@@ -1,0 +1,68 @@
+// npm run bench: runs every benchmark (full sizes by default), writes
+// bench/results/<name>.json and docs/benchmarks.md with SVG charts in
+// docs/benchmarks/. Options: --size small|full, --only a,b, and for the scale
+// benchmark --hosts, --domains, --rate.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { runBalance } from "./balance.ts";
+import { runDrain } from "./drain.ts";
+import { machine } from "./machine.ts";
+import { runMigration } from "./migration.ts";
+import { runPrecopy } from "./precopy.ts";
+import { render } from "./report.ts";
+import { runScale } from "./scale.ts";
+
+const root = join(import.meta.dirname, "../..");
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "full" },
+    only: { type: "string" },
+    hosts: { type: "string" },
+    domains: { type: "string" },
+    rate: { type: "string" },
+  },
+});
+const size = values.size === "small" ? "small" : "full";
+const only = values.only ? new Set(values.only.split(",")) : undefined;
+const want = (name: string) => !only || only.has(name);
+const resultsDir = join(root, "bench/results");
+mkdirSync(resultsDir, { recursive: true });
+const m = machine();
+const save = (name: string, result: unknown) => {
+  writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify({ machine: m, size, result }, null, 2)}\n`);
+  console.log(`bench: ${name} done`);
+};
+
+if (want("precopy")) save("precopy", runPrecopy(size));
+if (want("balance")) save("balance", runBalance(size));
+if (want("migration")) save("migration", await runMigration(size));
+if (want("drain")) save("drain", await runDrain(size));
+if (want("scale")) {
+  const hosts = Number(values.hosts ?? (size === "full" ? 1000 : 5));
+  const domains = Number(values.domains ?? (size === "full" ? 10000 : 100));
+  const rate = Number(values.rate ?? (size === "full" ? 100 : 50));
+  const steady = await runScale({ hosts, domains, rate, timeoutS: 1800 });
+  const burst = await runScale({ hosts, domains, rate: 0, timeoutS: 1800 });
+  save("scale", { steady, burst });
+}
+
+const load = (name: string) => {
+  try {
+    return JSON.parse(readFileSync(join(resultsDir, `${name}.json`), "utf8"));
+  } catch {
+    return undefined;
+  }
+};
+const report = render({
+  precopy: load("precopy"),
+  balance: load("balance"),
+  migration: load("migration"),
+  drain: load("drain"),
+  scale: load("scale"),
+});
+mkdirSync(join(root, "docs/benchmarks"), { recursive: true });
+for (const [file, svg] of report.charts) writeFileSync(join(root, "docs/benchmarks", file), svg);
+writeFileSync(join(root, "docs/benchmarks.md"), report.markdown);
+console.log("bench: wrote docs/benchmarks.md");
+process.exit(0);

@@ -1,0 +1,112 @@
+// Benchmark 1: the control plane at scale. A real API server, a fleet of sim
+// hosts (their agents in this process), the operator as its own process.
+// XenDomains are created at a steady rate or in one burst; for each, the time
+// from its create request to the moment a watch sees it Running.
+import { join } from "node:path";
+import { resources, type XenDomain } from "@kubexen/crds";
+import { startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
+import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { percentile } from "./machine.ts";
+import { apiRequests, procSample } from "./procstat.ts";
+
+const log = createLogger("bench-scale", "error");
+const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
+
+export interface ScaleOptions {
+  hosts: number;
+  domains: number;
+  /** Creates per second; 0 for one burst. */
+  rate: number;
+  timeoutS: number;
+}
+
+export async function runScale(o: ScaleOptions) {
+  const perHost = Math.ceil((o.domains / o.hosts) * 1.5);
+  const cp = await startKubexenControlPlane(["bench"]);
+  const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+  const fleet = await startSimFleet(
+    cp,
+    Array.from({ length: o.hosts }, (_, i) => ({ name: `x${i}`, memoryMiB: 2048 + perHost * 64, cpus: 64 })),
+    { logger: log, reportIntervalMs: 10_000 },
+  );
+  const op = startSupervised(
+    "operator",
+    process.execPath,
+    [OPERATOR, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
+    { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
+  );
+  const metrics = new SdkMetrics();
+  const watcher = new Informer<XenDomain>(new KubeClient(cp.kubeConfig(), { metrics }), resources.xenDomains, {
+    logger: log,
+    metrics,
+  });
+  const created = new Map<string, number>();
+  const running = new Map<string, number>();
+  watcher.addHandler((ev) => {
+    const name = ev.obj.metadata.name ?? "";
+    if (ev.obj.status?.phase === "Running" && !running.has(name)) running.set(name, performance.now());
+  });
+  watcher.start();
+  await watcher.synced();
+  try {
+    await until(
+      "hosts Ready",
+      async () => (await client.list(resources.xenHosts)).items.length === o.hosts,
+      120_000,
+      500,
+    );
+    const before = apiRequests((await cp.rawGet("/metrics")).body);
+    const self0 = procSample();
+    const t0 = performance.now();
+    const queue = Array.from({ length: o.domains }, (_, i) => i);
+    const create = async (i: number) => {
+      const name = `d${i}`;
+      created.set(name, performance.now());
+      await client.create(resources.xenDomains, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name, namespace: "bench" },
+        spec: { memory: "64Mi", vcpus: 1, boot: { kernel: "/boot/vmlinuz" } },
+      });
+    };
+    if (o.rate > 0) {
+      // Steady: the i-th create starts at t0 + i/rate, whatever the others are doing.
+      const inflight: Promise<void>[] = [];
+      for (const i of queue) {
+        const due = t0 + (i * 1000) / o.rate;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        inflight.push(create(i));
+      }
+      await Promise.all(inflight);
+    } else {
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          for (let i = queue.shift(); i !== undefined; i = queue.shift()) await create(i);
+        }),
+      );
+    }
+    const createdIn = (performance.now() - t0) / 1000;
+    await until("all running", async () => running.size >= o.domains, o.timeoutS * 1000, 250);
+    const allRunningS = (Math.max(...running.values()) - t0) / 1000;
+    const after = apiRequests((await cp.rawGet("/metrics")).body);
+    const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.NaN) - t) / 1000);
+    const opStat = procSample(op.pid);
+    const self1 = procSample();
+    return {
+      ...o,
+      createdInS: createdIn,
+      allRunningS,
+      latencyS: { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), max: Math.max(...lat) },
+      apiRequestsPerDomain: (after - before) / o.domains,
+      operator: { rssMiB: opStat.rssMiB, peakRssMiB: opStat.peakRssMiB, cpuSeconds: opStat.cpuSeconds },
+      agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
+      latencies: lat,
+    };
+  } finally {
+    await watcher.stop();
+    await op.stop();
+    await fleet.stop();
+    await cp.stop();
+  }
+}

@@ -1,0 +1,72 @@
+// Every benchmark at a small size, so they keep working between full runs
+// (`npm run bench`). The checks are on what the numbers must satisfy, not on
+// speed: no timing assertions.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { generate, optimum, ours, runBalance } from "../src/balance.ts";
+import { runDrain } from "../src/drain.ts";
+import { machine } from "../src/machine.ts";
+import { runMigration } from "../src/migration.ts";
+import { runPrecopy } from "../src/precopy.ts";
+import { render } from "../src/report.ts";
+import { runScale } from "../src/scale.ts";
+
+describe("benchmarks at a small size", () => {
+  it("pre-copy: never faster than the physical bound; auto-converge never makes downtime worse", () => {
+    const { rows } = runPrecopy("small");
+    assert.ok(rows.length > 0);
+    for (const r of rows) {
+      assert.ok(r.totalS >= r.boundS, `${r.memoryGiB} GiB at ${r.dirtyFraction}: faster than the link`);
+      assert.ok(r.downtimeMs > 0);
+    }
+    for (const r of rows.filter((x) => x.autoConverge)) {
+      const plain = rows.find(
+        (x) => !x.autoConverge && x.memoryGiB === r.memoryGiB && x.dirtyFraction === r.dirtyFraction,
+      );
+      assert.ok(plain && r.downtimeMs <= plain.downtimeMs + 1e-9);
+    }
+  });
+
+  it("balancer: the optimum bounds both planners; no cooldown violations on the trace", () => {
+    const b = runBalance("small");
+    for (const q of b.quality) {
+      assert.ok(q.optimum <= q.ours + 1e-9, `optimum above ours: ${JSON.stringify(q)}`);
+      assert.ok(q.optimum <= q.greedy + 1e-9);
+      assert.ok(q.ours <= q.initial + 1e-12);
+    }
+    assert.equal(b.trace.cooldownViolations, 0);
+    assert.ok(b.trace.moves > 0);
+    assert.ok(b.decision.ms > 0 && b.decision.moves >= 0);
+  });
+
+  it("exhaustive optimum: finds the known best move on a tiny cluster", () => {
+    const { hosts, domains } = generate("skewed", 3, 6, 3);
+    const one = optimum(hosts, domains, 1);
+    const plan = ours(hosts, domains, 1);
+    assert.ok(one <= plan.projected + 1e-12);
+    assert.ok(optimum(hosts, domains, 2) <= one + 1e-12, "more moves never hurt the optimum");
+  });
+
+  it("migration overhead, drain and scale run against a real control plane", async () => {
+    const mg = await runMigration("small");
+    assert.equal(mg.samples.toFirstByte.length, mg.migrations);
+    for (const x of [...mg.samples.toFirstByte, ...mg.samples.afterLastByte]) assert.ok(Number.isFinite(x) && x >= 0);
+    const dr = await runDrain("small");
+    assert.ok(dr.ratio >= 1, `a drain cannot beat its lower bound: ${JSON.stringify(dr)}`);
+    const sc = await runScale({ hosts: 3, domains: 30, rate: 30, timeoutS: 300 });
+    assert.equal(sc.latencies.length, 30);
+    assert.ok(sc.latencies.every((x) => Number.isFinite(x) && x > 0));
+    assert.ok(sc.apiRequestsPerDomain > 0 && sc.operator.peakRssMiB > 0);
+    const m = machine();
+    const out = render({
+      precopy: { machine: m, size: "small", result: runPrecopy("small") },
+      balance: undefined,
+      migration: { machine: m, size: "small", result: mg },
+      drain: { machine: m, size: "small", result: dr },
+      scale: { machine: m, size: "small", result: { steady: sc, burst: sc } },
+    });
+    assert.match(out.markdown, /## 1\. Control plane at scale/);
+    assert.match(out.markdown, /Not run yet: `npm run bench -- --only balance`/);
+    assert.ok(out.charts.every(([, svg]) => svg.startsWith("<svg")));
+  });
+});
