@@ -89,7 +89,6 @@ export function ours(hosts: BalanceHost[], domains: BalanceDomain[], k: number, 
     maxMoves: k,
     maxMovesPerHost: perHost,
     minGain: 0,
-    beam: 8,
     fanout: Math.min(hosts.length, 12),
   });
 }

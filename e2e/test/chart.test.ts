@@ -248,6 +248,62 @@ describe("Helm chart", () => {
       await assert.rejects(h1.delete(resources.xenDomains, "unbound", "apps"), /403|forbidden/i);
     });
 
+    it("knows a DaemonSet agent by the node its token is bound to", async () => {
+      // A Node and a Pod of the DaemonSet's ServiceAccount on it, as the kubelet would run it.
+      await cp.kubectlOk(["apply", "-f", "-"], {
+        input: JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: "node-a" } }),
+      });
+      const pod = JSON.parse(
+        await cp.kubectlOk(["create", "-o", "json", "-f", "-"], {
+          input: JSON.stringify({
+            apiVersion: "v1",
+            kind: "Pod",
+            metadata: { name: "agent-node-a", namespace: NS },
+            spec: {
+              nodeName: "node-a",
+              serviceAccountName: "kubexen-agent",
+              containers: [{ name: "agent", image: "kubexen/node-agent" }],
+            },
+          }),
+        }),
+      );
+      const core = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+      const tr = await core.request<{ status: { token: string } }>(
+        "POST",
+        `/api/v1/namespaces/${NS}/serviceaccounts/kubexen-agent/token`,
+        {
+          body: {
+            apiVersion: "authentication.k8s.io/v1",
+            kind: "TokenRequest",
+            spec: {
+              expirationSeconds: 3600,
+              boundObjectRef: { kind: "Pod", apiVersion: "v1", name: pod.metadata.name, uid: pod.metadata.uid },
+            },
+          },
+        },
+      );
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [
+          {
+            name: "c",
+            server: cp.kubeConfig().getCurrentCluster()?.server ?? "",
+            caData: cp.kubeConfig().getCurrentCluster()?.caData,
+          },
+        ],
+        users: [{ name: "u", token: tr.status.token }],
+        contexts: [{ name: "x", cluster: "c", user: "u" }],
+        currentContext: "x",
+      });
+      const agent = new KubeClient(kc, { metrics: new SdkMetrics() });
+      const host = (name: string) => ({ apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name } });
+      await agent.apply(resources.xenHosts, host("node-a"), { fieldManager: "test" });
+      await assert.rejects(
+        agent.apply(resources.xenHosts, host("h2"), { fieldManager: "test" }),
+        /the agent of node-a may write only XenHost node-a, not h2/,
+      );
+    });
+
     it("denies the operator Secrets it does not need", async () => {
       await assert.rejects(
         opClient.request("GET", `/api/v1/namespaces/${NS}/secrets/kubexen-migration`),
