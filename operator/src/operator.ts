@@ -89,7 +89,8 @@ export class Operator {
     });
     const sched = new Controller({
       name: "scheduler",
-      concurrency: 1,
+      // Decisions are synchronous and assumed before any write, so workers only overlap their writes.
+      concurrency: 8,
       logger: log,
       metrics: mgr.metrics,
       reconcile: (k) => scheduler.reconcile(k),

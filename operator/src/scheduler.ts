@@ -105,6 +105,25 @@ export class Scheduler {
       }
       return { requeueAfterMs: 60_000 };
     }
+    // Assumed before any await: concurrent decisions (several workers) see this one at once.
+    this.assumed.set(key, decision.host);
+    try {
+      await this.bind(xd, decision.host);
+    } catch (err) {
+      this.assumed.delete(key);
+      throw err;
+    }
+    d.metrics?.schedulingDecisions.inc({ result: "bound" });
+    this.lastMessage.delete(key);
+    // Like client-go's recorder, the event does not hold up the next binding.
+    void d.events.record(xd, "Normal", "Scheduled", "Schedule", `bound to ${decision.host}`).catch(() => {});
+    return undefined;
+  }
+
+  private async bind(xd: XenDomain, host: string): Promise<void> {
+    const { d } = this;
+    const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
+    const conds = (xd.status?.conditions ?? []) as Condition[];
     await addFinalizer(d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
     const uuid = xd.status?.uuid ?? randomUUID();
     const interfaces = (xd.spec.networks ?? []).map((n, index) => ({
@@ -118,7 +137,7 @@ export class Scheduler {
         type: "Scheduled",
         status: "True",
         reason: "Bound",
-        message: `bound to ${decision.host}`,
+        message: `bound to ${host}`,
         observedGeneration: xd.metadata.generation,
       },
     );
@@ -129,14 +148,9 @@ export class Scheduler {
         apiVersion: "kubexen.io/v1alpha1",
         kind: "XenDomain",
         metadata: meta,
-        status: { host: decision.host, uuid, interfaces, conditions },
+        status: { host, uuid, interfaces, conditions },
       },
       SCHEDULER_MANAGER,
     );
-    this.assumed.set(key, decision.host);
-    d.metrics?.schedulingDecisions.inc({ result: "bound" });
-    this.lastMessage.delete(key);
-    await d.events.record(xd, "Normal", "Scheduled", "Schedule", `bound to ${decision.host}`);
-    return undefined;
   }
 }
