@@ -150,7 +150,14 @@ export function render(r: {
     }
     md.pop();
     md.pop();
+    const worstAll = Math.max(...b.quality.map((x: Any) => (x.optimum > 1e-9 ? x.ours / x.optimum - 1 : 0)));
+    const fewer = b.moves.filter((x: Any) => x.oursMoves < x.greedyMoves).length;
+    const notWorse = b.moves.filter((x: Any) => x.oursImbalance <= x.greedyImbalance + 1e-12).length;
     md.push(
+      "",
+      `Worst case over every small instance and budget: ours is ${f(worstAll * 100, 1)}% above the optimum (goal within 5%: ${worstAll <= 0.05 ? "met" : "not met"}).`,
+      "",
+      `Fewer moves than greedy for the same imbalance: on ${fewer} of ${b.moves.length} clusters (goal: ${fewer === b.moves.length ? "met" : "not met"}); with as many moves, ours ends at an imbalance at least as low on ${notWorse} of ${b.moves.length}.`,
       "",
       "Moves to reach greedy's imbalance (greedy with a budget of 8 moves, at most 8 per host):",
       "",
