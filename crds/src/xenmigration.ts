@@ -57,6 +57,13 @@ export const XenMigrationStatusSchema = z
     startTime: time("When the transfer started.").optional(),
     completionTime: time("When the migration ended.").optional(),
     deadline: time("When the completion timeout aborts it.").optional(),
+    bandwidthMiBps: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "The bandwidth limit in force, in MiB/s (0: none): the migration's own, else the domain's, else the policy's.",
+      ),
     bytesTransferred: z.int().min(0).optional().describe("Bytes sent so far."),
     rounds: z.int().min(0).optional().describe("Pre-copy rounds, where the hypervisor reports them."),
     dirtyPages: z.int().min(0).optional().describe("Pages dirtied in the last round."),

@@ -200,7 +200,8 @@ export class MigrationRoles implements Admission {
             token: migrationToken(this.d.tokenKey, m.metadata.uid ?? "", sourceHost, targetHost),
           },
         });
-        const bw = m.spec.bandwidthMiBps;
+        // The operator resolved the limit in force (migration, domain, policy) into status.
+        const bw = m.status?.bandwidthMiBps || m.spec.bandwidthMiBps || undefined;
         const stream = bw ? throttled(sock, bw * 2 ** 20) : sock;
         const stats = await this.d.hv.migrateSend(domainUUID, stream, {
           bandwidthMiBps: bw,

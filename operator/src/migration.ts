@@ -175,6 +175,12 @@ export class MigrationController {
         sourceHost: xd.status.host,
         domainUUID: xd.status.uuid,
         memoryMiB: xd.status.memoryMiB,
+        // The most specific limit wins: the migration's, the domain's, the policy's.
+        bandwidthMiBps:
+          m.spec.bandwidthMiBps ??
+          xd.spec.migration?.bandwidthMiBps ??
+          this.d.policies.get("default")?.spec.bandwidthMiBps ??
+          0,
       });
     }
 
@@ -298,6 +304,7 @@ export class MigrationController {
       targetHost: s.targetHost,
       domainUUID: s.domainUUID,
       memoryMiB: s.memoryMiB,
+      bandwidthMiBps: s.bandwidthMiBps,
       startTime: s.startTime,
       phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: rfc3339() },
       ...fields,

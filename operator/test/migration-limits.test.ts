@@ -133,12 +133,18 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
     }
     assert.deepEqual(violations, []);
     assert.deepEqual(peak, { cluster: 3, outbound: 1, inbound: 1 }, "each limit was reached, none exceeded");
+    assert.equal((await mig("move-vm0")).status?.bandwidthMiBps, 0, "the policy's: unlimited");
     assert.deepEqual(rec.overlaps, []);
     await client.delete(resources.xenMigrationPolicies, "default");
   });
 
   it("aborts on the completion timeout and the progress timeout, leaving the domain running on its source", async () => {
-    await domain("big", "1Gi");
+    await client.create(resources.xenDomains, {
+      apiVersion: "kubexen.io/v1alpha1",
+      kind: "XenDomain",
+      metadata: { name: "big", namespace: NS },
+      spec: { memory: "1Gi", boot: { kernel: "/boot/vmlinuz" }, migration: { bandwidthMiBps: 64 } },
+    });
     await until("running", async () => !!(await running("big")), 30_000);
     const src = (await xd("big")).status?.host ?? "";
     const uuid = (await xd("big")).status?.uuid ?? "";
@@ -148,6 +154,7 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
     let m = await mig("too-slow");
     assert.equal(m.status?.phase, "Aborted");
     assert.equal(m.status?.failureReason, "no completion within 3 s (completion timeout)");
+    assert.equal(m.status?.bandwidthMiBps, 64, "the domain's limit, the migration having none");
     await until("still running on its source", async () => {
       const d = await xd("big");
       return d.status?.host === src && (await fleet.sims.get(src)?.getDomain(uuid))?.state === "running";
@@ -161,6 +168,7 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
     m = await mig("stuck");
     assert.equal(m.status?.phase, "Aborted");
     assert.equal(m.status?.failureReason, "no progress for 2 s (progress timeout)");
+    assert.equal(m.status?.bandwidthMiBps, 1, "the migration's own limit wins");
     assert.equal(m.status?.conditions?.find((c) => c.type === "SourceDone")?.reason, "SendFailed");
     assert.equal((await xd("big")).status?.host, src);
     assert.equal((await fleet.sims.get(src)?.getDomain(uuid))?.state, "running");
