@@ -23,6 +23,7 @@ import {
 
 const fx = (name: string) => readFileSync(fileURLToPath(new URL(`fixtures/${name}`, import.meta.url)), "utf8");
 const recordedDir = fileURLToPath(new URL("fixtures/recorded/", import.meta.url));
+const rec = (name: string) => readFileSync(recordedDir + name, "utf8");
 const recorded = (prefix: string) =>
   existsSync(recordedDir)
     ? readdirSync(recordedDir)
@@ -260,5 +261,48 @@ describe("xl output parsers", () => {
     assert.equal(classify(1, "failed to free memory for the domain"), "InsufficientMemory");
     assert.equal(classify(1, "libxl: error: Unable to find kernel /boot/x: No such file or directory"), "MissingFile");
     assert.equal(classify(1, "invalid domain identifier (rc=-6)"), "NotFound");
+    // Recorded on a real Xen 4.17 host (fixtures/recorded/stderr-*).
+    assert.equal(classify(3, rec("stderr-create-duplicate-name.txt")), "AlreadyExists");
+    assert.equal(classify(1, rec("stderr-mem-set-beyond-max.txt")), "InvalidConfig");
+    assert.equal(classify(1, rec("stderr-destroy-unknown.txt")), "NotFound");
+    assert.equal(classify(3, rec("stderr-create-missing-kernel.txt")), "MissingFile");
+  });
+
+  it("reads what a real Xen 4.17 host printed (fixtures/recorded/)", () => {
+    const info = xlInfo(rec("xl-info.txt"));
+    assert.deepEqual(
+      [info.xenVersion, info.cpus, info.totalMemoryMiB, info.freeMemoryMiB, info.scheduler],
+      ["4.17.7", 2, 1535, 748, "credit2"],
+    );
+    assert.deepEqual(capabilities(info.virtCaps).liveMigratable, ["pvh", "hvm"], "Debian's Xen: no shadow paging");
+    assert.deepEqual(parseXlListVerbose(rec("xl-list-v-dom0-only.txt")), []);
+    assert.deepEqual(parseDom0(rec("xl-list-v-dom0-only.txt")), { memoryMiB: 768, vcpus: 2 });
+    const [running] = parseXlListVerbose(rec("xl-list-v-running.txt"));
+    assert.deepEqual(
+      [running?.domid, running?.name, running?.uuid, running?.state, running?.memoryMiB, running?.vcpus],
+      [1, "rec-guest", "5a9f1d2e-7c3b-4e8a-9f10-2b3c4d5e6f70", "running", 128, 1],
+    );
+    assert.ok((running?.cpuTimeSeconds ?? 0) > 0);
+    assert.deepEqual(parseXlListVerbose(rec("xl-list-v-after-destroy.txt")), []);
+    assert.equal(parseXlListVerbose(rec("xl-list-v-paused.txt"))[0]?.state, "paused");
+    const [pvh] = parseXlListLong(rec("xl-list-l-pvh.json"));
+    assert.deepEqual(
+      [
+        pvh?.domid,
+        pvh?.uuid,
+        pvh?.type,
+        pvh?.maxMemoryMiB,
+        pvh?.targetMemoryMiB,
+        pvh?.maxVcpus,
+        pvh?.kernel,
+        pvh?.weight,
+      ],
+      [1, "5a9f1d2e-7c3b-4e8a-9f10-2b3c4d5e6f70", "pvh", 128, 128, 1, "/guest/vmlinuz", 256],
+    );
+    assert.deepEqual(
+      parseXlListLong(rec("xl-list-l-all.json")).map((d) => d.domid),
+      [1],
+      "dom0 is left out of the long listing too",
+    );
   });
 });

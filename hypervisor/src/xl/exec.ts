@@ -26,13 +26,19 @@ const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
   24: ["ERROR_DOMAIN_DESTROYED", "NotFound"],
 };
 
+// Order matters: xl prints follow-on errors after the cause (a refused duplicate name is followed
+// by a failed xenstore read of the half-made domain), so the specific causes come first.
 const PATTERNS: Array<[RegExp, HypervisorErrorCode]> = [
-  [/can't find hypervisor information|xenstore|xs_open|cannot connect to xenstored|\/proc\/xen/i, "Unavailable"],
-  [/not a valid domain|invalid domain identifier|domain .* does not exist|no such domain/i, "NotFound"],
   [/already exists|domain with name .* exists/i, "AlreadyExists"],
+  [/not a valid domain|invalid domain identifier|domain .* does not exist|no such domain/i, "NotFound"],
   [/not enough memory|failed to free memory|insufficient memory|cannot allocate memory|ENOMEM/i, "InsufficientMemory"],
-  [/no such file or directory|failed to stat|unable to find|cannot open .*kernel|could not find/i, "MissingFile"],
   [/failed to enable logdirty|log-dirty|logdirty/i, "NotMigratable"],
+  [/memory_dynamic_max must be less than or equal to memory_static_max/i, "InvalidConfig"],
+  [
+    /can't find hypervisor information|cannot connect to xenstored|xs_open|failed to open .*\/proc\/xen/i,
+    "Unavailable",
+  ],
+  [/no such file or directory|failed to stat|unable to find|cannot open .*kernel|could not find/i, "MissingFile"],
   [/parse error|config parsing error|invalid|unknown .* option/i, "InvalidConfig"],
 ];
 
