@@ -21,10 +21,11 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  markReady,
+  markReconciling,
   objectKey,
   type ReconcileResult,
   rfc3339,
-  setCondition,
 } from "@kubexen/sdk";
 import { type BalanceDomain, type BalanceHost, planBalance } from "./balancer-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -235,22 +236,10 @@ export class BalancerController {
     reason: string,
     message: string,
   ): Promise<ReconcileResult> {
-    let conds = (b.status?.conditions ?? []) as Condition[];
     const gen = b.metadata.generation;
-    conds = setCondition(conds, {
-      type: "Ready",
-      status: mode === "Ready" ? "True" : "False",
-      reason,
-      message,
-      observedGeneration: gen,
-    });
-    conds = setCondition(conds, {
-      type: "Reconciling",
-      status: mode === "Reconciling" ? "True" : "False",
-      reason,
-      message,
-      observedGeneration: gen,
-    });
+    const list = b.status?.conditions as Condition[] | undefined;
+    const conds =
+      mode === "Ready" ? markReady(list, gen, reason, message) : markReconciling(list, gen, reason, message);
     const status = { ...(b.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
     await this.d.client.applyStatus(

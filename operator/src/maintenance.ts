@@ -23,11 +23,13 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
+  markReady,
+  markReconciling,
+  markStalled,
   objectKey,
   type ReconcileResult,
   removeFinalizer,
   rfc3339,
-  setCondition,
 } from "@kubexen/sdk";
 import { admitMaintenances, type DrainAction, type DrainDomain, drainActions, etaSeconds } from "./maintenance-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -370,29 +372,9 @@ export class MaintenanceController {
     mode: "Ready" | "Reconciling" | "Stalled",
   ): Promise<ReconcileResult> {
     const message = String(fields.message ?? "");
-    let conds = (m.status?.conditions ?? []) as Condition[];
     const gen = m.metadata.generation;
-    conds = setCondition(conds, {
-      type: "Ready",
-      status: mode === "Ready" ? "True" : "False",
-      reason: String(fields.phase),
-      message,
-      observedGeneration: gen,
-    });
-    conds = setCondition(conds, {
-      type: "Reconciling",
-      status: mode === "Reconciling" ? "True" : "False",
-      reason: String(fields.phase),
-      message,
-      observedGeneration: gen,
-    });
-    conds = setCondition(conds, {
-      type: "Stalled",
-      status: mode === "Stalled" ? "True" : "False",
-      reason: String(fields.phase),
-      message,
-      observedGeneration: gen,
-    });
+    const mark = { Ready: markReady, Reconciling: markReconciling, Stalled: markStalled }[mode];
+    const conds = mark(m.status?.conditions as Condition[] | undefined, gen, String(fields.phase), message);
     const status = { ...(m.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
     const stable = (o: object) =>

@@ -25,46 +25,67 @@ const DOMAINS = 20;
 const MIGRATIONS = 100;
 const MAIN = join(import.meta.dirname, "..", "src", "main.ts");
 
-describe("operator: SIGKILL at random points during 100 migrations", () => {
-  let cp: ControlPlane;
-  let client: KubeClient;
-  let fleet: SimFleet;
-  let rec: OverlapRecorder;
-  let op: Supervised | undefined;
-  let starts = 0;
-  const startOperator = () => {
-    starts++;
-    op = startSupervised(
+/** A control plane, sim hosts with their agents in this process, and the operator as a process to kill. */
+interface ChaosEnv {
+  cp: ControlPlane;
+  client: KubeClient;
+  fleet: SimFleet;
+  rec: OverlapRecorder;
+  starts: number;
+  /** SIGKILL the operator, wait 0 to 1 s, start it again. */
+  crashAndRestart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function chaosEnv(hosts: string[], linkMiBps: number): Promise<ChaosEnv> {
+  const cp = await startKubexenControlPlane([NS]);
+  const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+  const fleet = await startSimFleet(
+    cp,
+    hosts.map((name) => ({ name, memoryMiB: 8192, linkMiBps, timeScale: 1 })),
+    { logger: log, reportIntervalMs: 1000 },
+  );
+  const rec = new OverlapRecorder(fleet.sims);
+  const start = () =>
+    startSupervised(
       "operator",
       process.execPath,
       [MAIN, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
-      {
-        logFile: join(cp.dir, "operator.log"),
-        env: { ...process.env, LOG_LEVEL: "warn" },
-      },
+      { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
     );
+  let op: Supervised = start();
+  const env: ChaosEnv = {
+    cp,
+    client,
+    fleet,
+    rec,
+    starts: 1,
+    crashAndRestart: async () => {
+      await op.kill();
+      await new Promise((r) => setTimeout(r, randomInt(0, 1000)));
+      op = start();
+      env.starts++;
+    },
+    stop: async () => {
+      rec.stop();
+      await op.stop();
+      await fleet.stop();
+      await cp.stop();
+    },
   };
+  return env;
+}
 
+describe("operator: SIGKILL at random points during 100 migrations", () => {
+  let env: ChaosEnv;
+  // 128 MiB over a 64 MiB/s link in real time: each transfer takes about 2 s, so kills land mid-transfer.
   before(async () => {
-    cp = await startKubexenControlPlane([NS]);
-    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
-    // 128 MiB over a 64 MiB/s link in real time: each transfer takes about 2 s, so kills land mid-transfer.
-    fleet = await startSimFleet(
-      cp,
-      ["x1", "x2", "x3", "x4"].map((name) => ({ name, memoryMiB: 8192, linkMiBps: 64, timeScale: 1 })),
-      { logger: log, reportIntervalMs: 1000 },
-    );
-    rec = new OverlapRecorder(fleet.sims);
-    startOperator();
+    env = await chaosEnv(["x1", "x2", "x3", "x4"], 64);
   });
-  after(async () => {
-    rec?.stop();
-    await op?.stop();
-    await fleet?.stop();
-    await cp?.stop();
-  });
+  after(() => env?.stop());
 
   it("never runs a domain on two hosts, ends every migration, and runs every domain", async () => {
+    const { client, fleet, rec } = env;
     for (let i = 0; i < DOMAINS; i++)
       await client.create(resources.xenDomains, {
         apiVersion: "kubexen.io/v1alpha1",
@@ -97,14 +118,12 @@ describe("operator: SIGKILL at random points during 100 migrations", () => {
     while ((await unfinished()) > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, randomInt(300, 4000)));
       if (kills < 25) {
-        await op?.kill();
+        await env.crashAndRestart();
         kills++;
-        await new Promise((r) => setTimeout(r, randomInt(0, 1000)));
-        startOperator();
       }
     }
     assert.equal(await unfinished(), 0, "every migration ended");
-    log.warn({ kills, starts }, "chaos done");
+    log.warn({ kills, starts: env.starts }, "chaos done");
     assert.ok(kills >= 5, `the operator was killed ${kills} times`);
 
     const ms = await migrations();
@@ -142,38 +161,14 @@ describe("operator: SIGKILL at random points during 100 migrations", () => {
 });
 
 describe("operator: SIGKILL at random points during a drain", () => {
-  let cp: ControlPlane;
-  let client: KubeClient;
-  let fleet: SimFleet;
-  let rec: OverlapRecorder;
-  let op: Supervised | undefined;
-  const startOperator = () => {
-    op = startSupervised(
-      "operator",
-      process.execPath,
-      [MAIN, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
-      { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
-    );
-  };
+  let env: ChaosEnv;
   before(async () => {
-    cp = await startKubexenControlPlane([NS]);
-    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
-    fleet = await startSimFleet(
-      cp,
-      ["dr", "y1", "y2", "y3"].map((name) => ({ name, memoryMiB: 8192, linkMiBps: 128, timeScale: 1 })),
-      { logger: log, reportIntervalMs: 1000 },
-    );
-    rec = new OverlapRecorder(fleet.sims);
-    startOperator();
+    env = await chaosEnv(["dr", "y1", "y2", "y3"], 128);
   });
-  after(async () => {
-    rec?.stop();
-    await op?.stop();
-    await fleet?.stop();
-    await cp?.stop();
-  });
+  after(() => env?.stop());
 
   it("resumes the drain after each restart and completes it", async () => {
+    const { client, fleet, rec } = env;
     const cordon = (h: string, unschedulable: boolean) =>
       client.mergePatch(resources.xenHosts, h, undefined, { spec: { unschedulable } });
     await until("hosts registered", async () => (await client.list(resources.xenHosts)).items.length === 4);
@@ -210,10 +205,8 @@ describe("operator: SIGKILL at random points during a drain", () => {
     while ((await maint()).status?.phase !== "Drained" && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, randomInt(500, 3000)));
       if (kills < 15 && (await maint()).status?.phase !== "Drained") {
-        await op?.kill();
+        await env.crashAndRestart();
         kills++;
-        await new Promise((r) => setTimeout(r, randomInt(0, 1000)));
-        startOperator();
       }
     }
     const s = (await maint()).status;
