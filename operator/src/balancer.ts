@@ -29,11 +29,11 @@ import {
 } from "@kubexen/sdk";
 import { type BalanceDomain, type BalanceHost, planBalance } from "./balancer-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+import { isFinishedPhase } from "./migration-plan.ts";
 import { hostView, request } from "./views.ts";
 
 export const BALANCER_MANAGER = "kubexen-balancer";
 export const BALANCER_LABEL = "kubexen.io/balancer";
-const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
 
 export interface BalancerDeps {
   client: KubeClient;
@@ -98,7 +98,7 @@ export class BalancerController {
     if (!changed && now - last < intervalMs) return { requeueAfterMs: last + intervalMs - now };
 
     const mine = this.d.migrations.list().filter((m) => m.spec.reason === "Balance");
-    const running = mine.filter((m) => ACTIVE.has(m.status?.phase ?? "Pending"));
+    const running = mine.filter((m) => !isFinishedPhase(m.status?.phase));
     if (running.length > 0) {
       await this.report(
         b,
@@ -119,7 +119,7 @@ export class BalancerController {
     const busy = new Set(
       this.d.migrations
         .list()
-        .filter((m) => ACTIVE.has(m.status?.phase ?? "Pending"))
+        .filter((m) => !isFinishedPhase(m.status?.phase))
         .map((m) => `${m.metadata.namespace}/${m.spec.domain}`),
     );
     const maint = this.d.maintenances.list();

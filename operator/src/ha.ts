@@ -6,16 +6,16 @@
 // migration under way are left to the migration, which settles first.
 import { resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import {
-  type Condition,
   type EventRecorder,
-  getCondition,
   type Informer,
   type KubeClient,
   type Logger,
   objectKey,
   type ReconcileResult,
 } from "@kubexen/sdk";
+import { isFenced } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+import { isFinishedPhase } from "./migration-plan.ts";
 import { releaseDomain } from "./release.ts";
 
 export const HA_MANAGER = "kubexen-ha";
@@ -40,9 +40,6 @@ export function haAction(xd: XenDomain, migrating: boolean): HaAction {
   }
 }
 
-export const isFenced = (h: XenHost | undefined) =>
-  getCondition(h?.status?.conditions as Condition[] | undefined, "Fenced")?.status === "True";
-
 export interface HaDeps {
   client: KubeClient;
   hosts: Informer<XenHost>;
@@ -52,8 +49,6 @@ export interface HaDeps {
   log: Logger;
   metrics?: OperatorMetrics;
 }
-
-const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
 
 export class HighAvailability {
   private readonly d: HaDeps;
@@ -68,7 +63,7 @@ export class HighAvailability {
     const migrating = new Set(
       this.d.migrations
         .list()
-        .filter((m) => ACTIVE.has(m.status?.phase ?? "Pending") && m.status?.domainUUID)
+        .filter((m) => !isFinishedPhase(m.status?.phase) && m.status?.domainUUID)
         .map((m) => m.status?.domainUUID),
     );
     let waiting = false;

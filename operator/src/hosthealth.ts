@@ -47,19 +47,8 @@ export class HostHealth {
     const expiredFor = leaseExpiredForMs(lease, now);
     const conds = host.status?.conditions as Condition[] | undefined;
     const ready = getCondition(conds, "Ready");
-    const mine: Condition[] = [];
     const lost = expiredFor === undefined || expiredFor > 0;
-    if (lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost")) {
-      mine.push({
-        type: "Ready",
-        status: "False",
-        reason: "HeartbeatLost",
-        message: lease
-          ? `the node agent's Lease expired ${Math.round((expiredFor ?? 0) / 1000)} s ago`
-          : "the node agent has no Lease",
-      } as Condition);
-      this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
-    }
+    const readyChange = lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost");
     const v = fenceVerdict({
       lease,
       fencing: host.status?.fencing,
@@ -69,26 +58,37 @@ export class HostHealth {
     });
     const fenced = getCondition(conds, "Fenced");
     const fencedStatus = v.fenced ? "True" : "False";
-    if (fenced?.status !== fencedStatus || fenced.reason !== v.reason) {
-      mine.push({ type: "Fenced", status: fencedStatus, reason: v.reason, message: v.message } as Condition);
-      if (v.fenced) {
-        this.d.log.warn({ host: host.metadata.name, reason: v.reason }, "host fenced: its domains may run elsewhere");
-        this.d.metrics?.hostsFenced.inc({ reason: v.reason });
-        await this.d.events?.record(host, "Warning", "HostFenced", "Fence", v.message);
+    const fencedChange = fenced?.status !== fencedStatus || fenced.reason !== v.reason;
+    if (readyChange || fencedChange) {
+      // Apply only the conditions this controller owns (Fenced, and Ready while the heartbeat is
+      // lost); the agent's stay its own.
+      let next = conds?.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) ?? [];
+      if (readyChange) {
+        next = setCondition(next, {
+          type: "Ready",
+          status: "False",
+          reason: "HeartbeatLost",
+          message: lease
+            ? `the node agent's Lease expired ${Math.round((expiredFor ?? 0) / 1000)} s ago`
+            : "the node agent has no Lease",
+        });
+        this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
       }
-    } else if (fenced) mine.push(fenced);
-    if (mine.some((c) => c !== fenced)) {
-      // Apply only the conditions this controller owns; the agent's stay its own.
-      const owned = conds?.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) ?? [];
-      let next = owned;
-      for (const c of mine) next = setCondition(next, c);
+      if (fencedChange) {
+        next = setCondition(next, { type: "Fenced", status: fencedStatus, reason: v.reason, message: v.message });
+        if (v.fenced) {
+          this.d.log.warn({ host: host.metadata.name, reason: v.reason }, "host fenced: its domains may run elsewhere");
+          this.d.metrics?.hostsFenced.inc({ reason: v.reason });
+          await this.d.events?.record(host, "Warning", "HostFenced", "Fence", v.message);
+        }
+      }
       await this.d.client.applyStatus(
         resources.xenHosts,
         {
           apiVersion: "kubexen.io/v1alpha1",
           kind: "XenHost",
           metadata: { name: host.metadata.name },
-          status: { conditions: next.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) },
+          status: { conditions: next },
         },
         this.d.fieldManager,
       );

@@ -11,7 +11,7 @@ import {
   type ReconcileResult,
   removeFinalizer,
 } from "@kubexen/sdk";
-import { isFenced } from "./ha.ts";
+import { isFenced } from "./fencing.ts";
 import { DOMAIN_FINALIZER } from "./scheduler.ts";
 
 export class Lifecycle {

@@ -4,6 +4,7 @@
 // live (largest first, under the migration limits), restart elsewhere, or
 // block with a reason. The controller (maintenance.ts) carries it out.
 import type { EvictionStrategy, RunStrategy } from "@kubexen/crds";
+import { isFinishedPhase } from "./migration-plan.ts";
 
 export interface MaintenanceView {
   name: string;
@@ -91,7 +92,6 @@ export type DrainAction =
 
 const RUNNING = new Set(["running", "blocked", "paused"]);
 const AT_REST = new Set(["Stopped", "Succeeded", "Failed", "CrashLoopBackOff"]);
-const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
 
 /** Live-migration attempts per domain before LiveMigrateIfPossible falls back to a restart. */
 export const MAX_ATTEMPTS = 3;
@@ -103,7 +103,7 @@ export function drainActions(domains: DrainDomain[], migrations: DrainMigration[
   const out: DrainAction[] = [];
   for (const d of domains) {
     const ms = byDomain.get(d.key) ?? [];
-    if (ms.some((m) => ACTIVE.has(m.phase))) {
+    if (ms.some((m) => !isFinishedPhase(m.phase))) {
       out.push({ kind: "inProgress", domainKey: d.key });
       continue;
     }

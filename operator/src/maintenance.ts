@@ -33,7 +33,7 @@ import {
 } from "@kubexen/sdk";
 import { admitMaintenances, type DrainAction, type DrainDomain, drainActions, etaSeconds } from "./maintenance-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
-import { DEFAULT_LIMITS } from "./migration-plan.ts";
+import { DEFAULT_LIMITS, isFinishedPhase } from "./migration-plan.ts";
 import { releaseDomain } from "./release.ts";
 
 export const MAINTENANCE_FINALIZER = "kubexen.io/maintenance";
@@ -52,7 +52,6 @@ export interface MaintenanceDeps {
   metrics?: OperatorMetrics;
 }
 
-const ACTIVE = new Set(["Pending", "Scheduling", "PreparingTarget", "Transferring"]);
 const AT_REST = new Set(["Stopped", "Succeeded", "Failed", "Saved"]);
 
 /** A drain's migration name: stable per maintenance (by UID), domain and attempt. */
@@ -327,7 +326,7 @@ export class MaintenanceController {
     for (const x of this.d.domains.list())
       if (x.status?.eviction?.by === this.by(m) && x.status.host === m.spec.host) await this.clearEviction(x);
     const running = owned.filter(
-      (x) => ACTIVE.has(x.status?.phase ?? "Pending") && (x.status?.phase ?? "Pending") !== "Pending",
+      (x) => !isFinishedPhase(x.status?.phase) && (x.status?.phase ?? "Pending") !== "Pending",
     );
     if (running.length > 0) {
       await this.report(

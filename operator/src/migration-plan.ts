@@ -55,8 +55,10 @@ export interface MigrationView {
 
 const ACTIVE: ReadonlySet<MigrationPhase> = new Set(["Scheduling", "PreparingTarget", "Transferring"]);
 export const isActive = (m: MigrationView) => ACTIVE.has(m.phase);
-export const isFinished = (m: MigrationView) =>
-  m.phase === "Succeeded" || m.phase === "Failed" || m.phase === "Aborted";
+/** Whether a XenMigration's status phase is final (an absent phase is Pending: not final). */
+export const isFinishedPhase = (phase: string | undefined) =>
+  phase === "Succeeded" || phase === "Failed" || phase === "Aborted";
+export const isFinished = (m: MigrationView) => isFinishedPhase(m.phase);
 
 /**
  * Which Pending migrations may start now: highest priority first, then oldest,

@@ -21,6 +21,7 @@ import {
   type ReconcileResult,
   rfc3339,
 } from "@kubexen/sdk";
+import { isFenced } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import {
   admit,
@@ -99,17 +100,11 @@ export class MigrationController {
       targetRunning: report(m, "TargetRunning"),
       abortRequested: report(m, "AbortRequested")?.message,
       preparingMs: s?.phaseTimestamps?.PreparingTarget ? Date.parse(s.phaseTimestamps.PreparingTarget) : undefined,
-      sourceFenced: this.fenced(s?.sourceHost),
-      targetFenced: this.fenced(s?.targetHost),
+      sourceFenced: !!s?.sourceHost && isFenced(this.d.hosts.get(s.sourceHost)),
+      targetFenced: !!s?.targetHost && isFenced(this.d.hosts.get(s.targetHost)),
       completionTimeoutPerGiB: m.spec.completionTimeoutPerGiB ?? xd?.spec.migration?.completionTimeoutPerGiB,
       progressTimeoutSeconds: m.spec.progressTimeoutSeconds ?? xd?.spec.migration?.progressTimeoutSeconds,
     };
-  }
-
-  private fenced(host: string | undefined): boolean {
-    if (!host) return false;
-    const h = this.d.hosts.get(host);
-    return getCondition(h?.status?.conditions as Condition[] | undefined, "Fenced")?.status === "True";
   }
 
   /** Migrations waiting for a slot (to retry when one frees up). */

@@ -19,6 +19,7 @@ import { Lifecycle } from "./lifecycle.ts";
 import { MAINTENANCE_LABEL, MaintenanceController } from "./maintenance.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { MigrationController } from "./migration.ts";
+import { isFinishedPhase } from "./migration-plan.ts";
 import { Scheduler } from "./scheduler.ts";
 
 export interface OperatorOptions {
@@ -33,8 +34,6 @@ export interface OperatorOptions {
   /** Added to each host's fence window before its domains restart elsewhere (default 15 s). */
   fenceMarginMs?: number;
 }
-
-const isFinishedPhase = (p: string | undefined) => p === "Succeeded" || p === "Failed" || p === "Aborted";
 
 export class Operator {
   readonly manager: Manager;

@@ -1,13 +1,12 @@
 // Turning API objects into the pure placement views.
 import { quantityMiB, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import { isFenced } from "./fencing.ts";
 import type { DomainRequest, HostView, PlacedDomain, Placements } from "./placement.ts";
 
 export function hostView(h: XenHost, maintenances: XenMaintenance[]): HostView {
   const s = h.status;
   // A fenced host (out of service, or silent past its fence window) takes nothing, whatever its agent last said.
-  const ready =
-    s?.conditions?.find((c) => c.type === "Ready")?.status === "True" &&
-    s.conditions.find((c) => c.type === "Fenced")?.status !== "True";
+  const ready = s?.conditions?.find((c) => c.type === "Ready")?.status === "True" && !isFenced(h);
   return {
     name: h.metadata.name ?? "",
     ready,
