@@ -5,8 +5,8 @@
 // lease has been expired for longer than timeoutMs + watchdog timeout +
 // margin, so by then the old copies are gone. A killed agent stops feeding
 // too: the watchdog is owned by the agent's process.
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, writeSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { SimHypervisor } from "@kubexen/hypervisor";
 import type { Logger } from "@kubexen/sdk";
 
@@ -46,36 +46,58 @@ export class SimWatchdog implements Watchdog {
 }
 
 /**
- * Xen's watchdog through xenwatchdogd, run as a child that dies with the
- * agent (PDEATHSIG): killed with SIGKILL it leaves its slot armed, so the host
- * resets; SIGTERM makes it disarm.
+ * Xen's watchdog, through the dom0 kernel's `xen_wdt` driver (the same
+ * hypercall xenwatchdogd uses). Not xenwatchdogd itself: it daemonizes, so
+ * it outlives a killed agent and would keep feeding a host that must reset.
+ * A /dev/watchdog the agent holds open is closed by the kernel when the
+ * agent dies, without the magic "V", which leaves Xen's timer armed.
+ * The module is (re)loaded with the requested timeout, and the timeout in
+ * force is read back: a longer one than published would break the fence
+ * window the operator relies on.
  */
 export class XenWatchdog implements Watchdog {
   readonly kind = "xen";
-  private child: ChildProcess | undefined;
-  private readonly bin: string;
-  private readonly log: Logger;
-  constructor(log: Logger, bin = "xenwatchdogd") {
-    this.bin = bin;
-    this.log = log;
+  private readonly linux: LinuxWatchdog;
+  private readonly sysfs: string;
+  private readonly o: { devicePath?: string; sysfsDir?: string; modprobe?: string };
+  constructor(o: { devicePath?: string; sysfsDir?: string; modprobe?: string } = {}) {
+    this.o = o;
+    this.linux = new LinuxWatchdog(o.devicePath ?? "/dev/watchdog0");
+    this.sysfs = o.sysfsDir ?? "/sys/class/watchdog/watchdog0";
+  }
+  private timeoutInForce(): number | undefined {
+    try {
+      if (readFileSync(`${this.sysfs}/identity`, "utf8").trim() !== "xen_wdt") return undefined;
+      return Number(readFileSync(`${this.sysfs}/timeout`, "utf8").trim());
+    } catch {
+      return undefined;
+    }
   }
   start(timeoutMs: number): void {
-    const timeout = String(Math.max(2, Math.ceil(timeoutMs / 1000)));
-    const sleep = String(Math.max(1, Math.floor(Number(timeout) / 3)));
-    this.child = spawn("setpriv", ["--pdeathsig", "KILL", "--", this.bin, timeout, sleep], {
-      stdio: "ignore",
-      detached: false,
-    });
-    this.child.on("exit", (code, sig) => this.log.warn({ code, sig }, "xenwatchdogd exited"));
+    const want = Math.max(2, Math.ceil(timeoutMs / 1000));
+    if (this.timeoutInForce() !== want) {
+      const modprobe = this.o.modprobe ?? "modprobe";
+      spawnSync(modprobe, ["-r", "xen_wdt"], { stdio: "ignore" });
+      const r = spawnSync(modprobe, ["xen_wdt", `timeout=${want}`], { encoding: "utf8" });
+      if (r.status !== 0)
+        throw new Error(`fencing: modprobe xen_wdt timeout=${want} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+    }
+    const got = this.timeoutInForce();
+    if (got !== want)
+      throw new Error(
+        `fencing: the Xen watchdog (${this.sysfs}) runs with timeout ${got ?? "unknown"} s, not ${want} s; ` +
+          "is another watchdog device first, or is /dev/watchdog held by another process?",
+      );
+    this.linux.start(timeoutMs);
   }
   feed(): void {
-    // xenwatchdogd feeds itself while it lives.
+    this.linux.feed();
   }
   starve(): void {
-    this.child?.kill("SIGKILL");
+    this.linux.starve();
   }
   disarm(): void {
-    this.child?.kill("SIGTERM");
+    this.linux.disarm();
   }
 }
 

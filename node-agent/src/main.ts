@@ -19,6 +19,8 @@ const { values } = parseArgs({
     "migration-endpoint": { type: "string" },
     fencing: { type: "string", default: "auto" },
     "fence-timeout": { type: "string", default: "40" },
+    "heartbeat-interval": { type: "string", default: "10" },
+    "lease-duration": { type: "string", default: "40" },
     "watchdog-timeout": { type: "string", default: "30" },
     "save-dir": { type: "string", default: "/var/lib/kubexen/save" },
     "metrics-port": { type: "string" },
@@ -40,6 +42,8 @@ const Args = z.object({
   fencing: z.enum(["auto", "xen", "linux", "sim", "off"]),
   fenceTimeout: z.coerce.number().int().min(5, "--fence-timeout is at least 5 seconds"),
   watchdogTimeout: z.coerce.number().int().min(2),
+  heartbeatInterval: z.coerce.number().positive("--heartbeat-interval is a number of seconds"),
+  leaseDuration: z.coerce.number().int().min(2, "--lease-duration is at least 2 seconds"),
   metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
   simMemoryMiB: z.coerce.number().int().min(1024),
   simCpus: z.coerce.number().int().min(1),
@@ -51,6 +55,8 @@ const parsed = Args.safeParse({
   fencing: values.fencing,
   fenceTimeout: values["fence-timeout"],
   watchdogTimeout: values["watchdog-timeout"],
+  heartbeatInterval: values["heartbeat-interval"],
+  leaseDuration: values["lease-duration"],
   metricsPort: values["metrics-port"],
   simMemoryMiB: values["sim-memory-mib"],
   simCpus: values["sim-cpus"],
@@ -76,7 +82,7 @@ const hv: Hypervisor =
     : new XlHypervisor();
 const fencingKind = a.fencing === "auto" ? (a.driver === "xl" ? "xen" : "off") : a.fencing;
 let watchdog: Watchdog | undefined;
-if (fencingKind === "xen") watchdog = new XenWatchdog(log);
+if (fencingKind === "xen") watchdog = new XenWatchdog();
 else if (fencingKind === "linux") watchdog = new LinuxWatchdog();
 else if (fencingKind === "sim") {
   if (!(hv instanceof SimHypervisor)) throw new Error("--fencing sim needs --driver sim");
@@ -113,6 +119,8 @@ const agent = new NodeAgent({
   namespace: values.namespace,
   migrationEndpoint: values["migration-endpoint"],
   saveDir: values["save-dir"],
+  heartbeatIntervalMs: a.heartbeatInterval * 1000,
+  leaseDurationSeconds: a.leaseDuration,
   metricsPort: a.metricsPort,
   logger: log,
   fencing: watchdog

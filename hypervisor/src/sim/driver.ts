@@ -130,7 +130,7 @@ export class SimHypervisor implements Hypervisor {
     }
   }
 
-  // ---- the host watchdog (as Xen's, through xenwatchdogd) ----
+  // ---- the host watchdog (as Xen's, through xen_wdt) ----
 
   /** Arms the watchdog: the host resets unless fed within `timeoutMs`. Persisted, so it fires even if the feeder dies. */
   feedWatchdog(timeoutMs: number): void {
