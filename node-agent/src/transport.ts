@@ -38,28 +38,33 @@ export const peerHost = (cert: PeerCertificate | undefined): string | undefined 
 
 /** Reads one newline-terminated line, leaving the rest of the stream unread. */
 function readLine(sock: TLSSocket, max = 4096, timeoutMs = 10_000): Promise<string> {
+  // Read with 'readable' and read(), never 'data': once the listener is gone the stream is back in
+  // its initial state, holding what follows the line until the hypervisor's reader attaches
+  // (xl's receiver greets first, before the sender's xl is connected).
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const t = setTimeout(() => done(new Error("no handshake line in time")), timeoutMs);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const i = buf.indexOf(10);
-      if (i >= 0) {
-        const rest = buf.subarray(i + 1);
-        if (rest.length) sock.unshift(rest);
-        done(undefined, buf.subarray(0, i).toString());
-      } else if (buf.length > max) done(new Error("handshake line too long"));
+    const onReadable = () => {
+      for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null) {
+        buf = Buffer.concat([buf, c]);
+        const i = buf.indexOf(10);
+        if (i >= 0) {
+          const rest = buf.subarray(i + 1);
+          if (rest.length) sock.unshift(rest);
+          return done(undefined, buf.subarray(0, i).toString());
+        }
+        if (buf.length > max) return done(new Error("handshake line too long"));
+      }
     };
     const onEnd = () => done(new Error("stream closed during the handshake"));
     function done(err?: Error, line?: string) {
       clearTimeout(t);
-      sock.off("data", onData);
+      sock.off("readable", onReadable);
       sock.off("end", onEnd);
       sock.off("close", onEnd);
-      sock.pause();
       err ? reject(err) : resolve(line ?? "");
     }
-    sock.on("data", onData);
+    sock.on("readable", onReadable);
     sock.once("end", onEnd);
     sock.once("close", onEnd);
   });
@@ -129,7 +134,7 @@ export class MigrationServer {
     if (this.used.has(m.uid)) return deny("token already used");
     this.used.add(m.uid);
     sock.write("OK\n");
-    sock.resume();
+    // Not resumed: what the source sends before the hypervisor's reader attaches waits in the buffer.
     this.o.onAccept(hello.migration, sock);
   }
 }
@@ -175,7 +180,7 @@ export async function connectMigration(o: {
     sock.destroy();
     throw new Error(`target ${o.targetHost} refused the migration: ${answer.replace(/^DENY /, "")}`);
   }
-  sock.resume();
+  // Not resumed: the target's first bytes wait until the hypervisor's reader attaches.
   return sock;
 }
 

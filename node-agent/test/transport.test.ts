@@ -14,6 +14,7 @@ import { connectMigration, MigrationServer, migrationToken, type TlsFiles, throt
 
 const KEY = "cluster-migration-token-key";
 const UID = randomUUID();
+const UID2 = "7d1f0b8e-2c4a-4e6b-9a3d-5f7e8c9b0a12";
 
 describe("migration transport", () => {
   let dir: string;
@@ -24,6 +25,7 @@ describe("migration transport", () => {
   const denied: string[] = [];
   const assigned = new Map<string, { uid: string; source: string; target: string; acceptable: boolean }>([
     ["ns/m1", { uid: UID, source: "xen-a", target: "xen-b", acceptable: true }],
+    ["ns/m3", { uid: UID2, source: "xen-a", target: "xen-b", acceptable: true }],
   ]);
 
   before(async () => {
@@ -128,6 +130,31 @@ describe("migration transport", () => {
     assert.equal(await a.getDomain(uuid), undefined);
     // The token is spent.
     await assert.rejects(connectAs("xen-a"), /token already used/);
+  });
+
+  it("keeps what either side sends before the other side's reader is attached", async () => {
+    // xl's receiver greets the sender at once; the sender's xl connects to the stream later.
+    const before = accepted.length;
+    const src = await connectAs("xen-a", {
+      migration: "ns/m3",
+      uid: UID2,
+      token: migrationToken(KEY, UID2, "xen-a", "xen-b"),
+    });
+    src.write("header from the source");
+    const [, dst] = accepted[before] as [string, TLSSocket];
+    dst.write("banner from the target");
+    await new Promise((r) => setTimeout(r, 300));
+    const readAll = (s: TLSSocket, n: number) =>
+      new Promise<string>((resolve) => {
+        let got = "";
+        s.on("data", (d: Buffer) => {
+          got += d.toString();
+          if (got.length >= n) resolve(got);
+        });
+      });
+    assert.equal(await readAll(src, 22), "banner from the target");
+    assert.equal(await readAll(dst, 22), "header from the source");
+    src.destroy();
   });
 
   it("limits bandwidth when asked", async () => {
