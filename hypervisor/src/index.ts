@@ -4,5 +4,5 @@ export { PAGE_BYTES, type PrecopyInput, type PrecopyPlan, planPrecopy } from "./
 export * from "./types.ts";
 export { emitXlConfig, parseXlConfig, toXlConfig, type XlConfig } from "./xl/config.ts";
 export { type XlDriverOptions, XlHypervisor } from "./xl/driver.ts";
-export { classify, xlRunner } from "./xl/exec.ts";
+export { classify, stderrSummary, xlRunner } from "./xl/exec.ts";
 export * from "./xl/parse.ts";

@@ -16,6 +16,7 @@ import {
   parseXlConfig,
   parseXlListLong,
   parseXlListVerbose,
+  stderrSummary,
   toXlConfig,
   type XlConfig,
   xlInfo,
@@ -266,6 +267,15 @@ describe("xl output parsers", () => {
     assert.equal(classify(1, rec("stderr-mem-set-beyond-max.txt")), "InvalidConfig");
     assert.equal(classify(1, rec("stderr-destroy-unknown.txt")), "NotFound");
     assert.equal(classify(3, rec("stderr-create-missing-kernel.txt")), "MissingFile");
+    // Too little memory for the kernel: the builder's errno claims a missing file, which it is not.
+    assert.equal(classify(3, rec("stderr-create-kernel-too-large.txt")), "InvalidConfig");
+  });
+
+  it("says why from the first error lines, not from the cleanup failing after them", () => {
+    const why = stderrSummary(rec("stderr-create-kernel-too-large.txt"));
+    assert.match(why, /segment kernel too large/);
+    assert.doesNotMatch(why, /Destruction of domain failed/);
+    assert.equal(stderrSummary("one\ntwo\nthree\nfour"), "two | three | four");
   });
 
   it("reads what a real Xen 4.17 host printed (fixtures/recorded/)", () => {
@@ -285,6 +295,9 @@ describe("xl output parsers", () => {
     assert.ok((running?.cpuTimeSeconds ?? 0) > 0);
     assert.deepEqual(parseXlListVerbose(rec("xl-list-v-after-destroy.txt")), []);
     assert.equal(parseXlListVerbose(rec("xl-list-v-paused.txt"))[0]?.state, "paused");
+    // A failed build's shell: no flags, no vCPUs, no memory. It runs nothing.
+    const [shell] = parseXlListVerbose(rec("xl-list-v-failed-build-shell.txt"));
+    assert.deepEqual([shell?.name, shell?.domid, shell?.state], ["lab.web-1", 2, "dying"]);
     const [pvh] = parseXlListLong(rec("xl-list-l-pvh.json"));
     assert.deepEqual(
       [
@@ -299,6 +312,12 @@ describe("xl output parsers", () => {
       ],
       [1, "5a9f1d2e-7c3b-4e8a-9f10-2b3c4d5e6f70", "pvh", 128, 128, 1, "/guest/vmlinuz", 256],
     );
+    // xl migrate to localhost (sender and receiver on one terminal): the handover and the outcome.
+    const kinds = rec("xl-migrate-localhost.txt")
+      .split("\n")
+      .map((l) => parseMigrateLine(l)?.kind)
+      .filter(Boolean);
+    assert.deepEqual(kinds, ["permission", "success"]);
     assert.deepEqual(
       parseXlListLong(rec("xl-list-l-all.json")).map((d) => d.domid),
       [1],

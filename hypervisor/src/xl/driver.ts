@@ -239,7 +239,14 @@ export class XlHypervisor implements Hypervisor {
     await mkdir(this.o.workDir, { recursive: true });
     const sock = join(this.o.workDir, `migrate-${uuid}.sock`);
     await rm(sock, { force: true });
+    // Bytes are counted at the bridge: xl reports per-round page counts only when verbose.
+    let sent = 0;
+    let round = 0;
+    let dirtyPages: number | undefined;
     const server = createServer((conn) => {
+      conn.on("data", (c: Buffer) => {
+        sent += c.length;
+      });
       conn.pipe(transport);
       transport.pipe(conn);
       conn.on("error", () => transport.destroy());
@@ -251,6 +258,16 @@ export class XlHypervisor implements Hypervisor {
     let permissionAt: number | undefined;
     let outcome: { ok: boolean; resumed?: boolean; message?: string } | undefined;
     let lastLines: string[] = [];
+    const ticker = setInterval(() => opts.onProgress?.({ round, bytesSent: sent, dirtyPages }), 1000);
+    // xl does not say when it suspends the guest for the last copy; its state does ("---ss-").
+    const watcher = setInterval(() => {
+      void this.xl(["list", "-v", String(d.domid)], { timeoutMs: 5000 })
+        .then(({ stdout }) => {
+          const state = parseXlListVerbose(stdout)[0]?.state;
+          if (state === "shutdown" || state === "paused") suspendedAt ??= Date.now();
+        })
+        .catch(() => {});
+    }, 500);
     try {
       await new Promise<void>((resolve, reject) => {
         const child = spawn(this.o.xlBin, ["migrate", "-s", "", String(d.domid), `socat - UNIX-CONNECT:${sock}`], {
@@ -262,8 +279,10 @@ export class XlHypervisor implements Hypervisor {
           lastLines = [...lastLines.slice(-9), line];
           const p = parseMigrateLine(line);
           if (!p) return;
-          if (p.kind === "progress") opts.onProgress?.(p.progress);
-          else if (p.kind === "suspended") suspendedAt ??= Date.now();
+          if (p.kind === "progress") {
+            round = p.progress.round;
+            dirtyPages = p.progress.dirtyPages;
+          } else if (p.kind === "suspended") suspendedAt ??= Date.now();
           else if (p.kind === "permission") permissionAt = Date.now();
           else if (p.kind === "success") outcome = { ok: true };
           else outcome = { ok: false, resumed: p.resumed, message: p.message };
@@ -294,11 +313,13 @@ export class XlHypervisor implements Hypervisor {
         outcome?.resumed === false || (permissionAt !== undefined && stillHere?.migration === "migratedaway");
       throw new MigrationError(permissionAt ? "handover" : "transfer", (err as Error).message, ambiguous, err);
     } finally {
+      clearInterval(ticker);
+      clearInterval(watcher);
       server.close();
       await rm(sock, { force: true });
     }
     const end = Date.now();
-    return { bytes: 0, rounds: 0, downtimeMs: suspendedAt ? end - suspendedAt : 0, totalMs: end - t0 };
+    return { bytes: sent, rounds: round, downtimeMs: suspendedAt ? end - suspendedAt : 0, totalMs: end - t0 };
   }
 
   async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {

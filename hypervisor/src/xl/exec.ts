@@ -28,8 +28,14 @@ const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
 
 // Order matters: xl prints follow-on errors after the cause (a refused duplicate name is followed
 // by a failed xenstore read of the half-made domain), so the specific causes come first.
-const PATTERNS: Array<[RegExp, HypervisorErrorCode]> = [
+const PATTERNS: Array<[RegExp, HypervisorErrorCode, string?]> = [
   [/already exists|domain with name .* exists/i, "AlreadyExists"],
+  // The domain builder's "Out of memory" is followed by a bogus errno ("No such file or directory").
+  [
+    /segment \S+ too large/i,
+    "InvalidConfig",
+    "the domain's memory is too small to hold its kernel and ramdisk: give it more memory",
+  ],
   [/not a valid domain|invalid domain identifier|domain .* does not exist|no such domain/i, "NotFound"],
   [/not enough memory|failed to free memory|insufficient memory|cannot allocate memory|ENOMEM/i, "InsufficientMemory"],
   [/failed to enable logdirty|log-dirty|logdirty/i, "NotMigratable"],
@@ -43,9 +49,26 @@ const PATTERNS: Array<[RegExp, HypervisorErrorCode]> = [
 ];
 
 export function classify(exitCode: number | null, stderr: string): HypervisorErrorCode {
-  for (const [re, code] of PATTERNS) if (re.test(stderr)) return code;
+  return explain(exitCode, stderr).code;
+}
+
+function explain(exitCode: number | null, stderr: string): { code: HypervisorErrorCode; hint?: string } {
+  for (const [re, code, hint] of PATTERNS) if (re.test(stderr)) return { code, hint };
   const libxl = exitCode !== null && exitCode > 128 ? LIBXL_ERRORS[256 - exitCode] : undefined;
-  return libxl?.[1] ?? "Failed";
+  return { code: libxl?.[1] ?? "Failed" };
+}
+
+/**
+ * The part of xl's stderr that says why: the first error lines (the cause; what follows is
+ * cleanup failing in turn), or the last lines when none is marked as an error.
+ */
+export function stderrSummary(stderr: string): string {
+  const lines = stderr
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() && !/^Parsing config from/.test(l));
+  const errors = lines.filter((l) => /error|panic|fatal|failed|cannot|unable/i.test(l));
+  return (errors.length > 0 ? errors.slice(0, 2) : lines.slice(-3)).join(" | ");
 }
 
 /** The real runner: spawns `xl` (or `bin`), killing it after timeoutMs. */
@@ -79,11 +102,11 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
             new HypervisorError("Timeout", `${cmd}: no answer within ${timeoutMs} ms`, { command: cmd, stderr }),
           );
         if (code === 0) return resolve({ stdout, stderr });
-        const kind = classify(code, stderr);
+        const { code: kind, hint } = explain(code, stderr);
         const libxl = code !== null && code > 128 ? LIBXL_ERRORS[256 - code]?.[0] : undefined;
-        const detail = stderr.trim().split("\n").slice(-3).join(" | ") || `exit ${code}`;
+        const detail = stderrSummary(stderr) || `exit ${code}`;
         reject(
-          new HypervisorError(kind, `${cmd} failed${libxl ? ` (${libxl})` : ""}: ${detail}`, {
+          new HypervisorError(kind, `${cmd} failed${libxl ? ` (${libxl})` : ""}: ${hint ? `${hint}; ` : ""}${detail}`, {
             command: cmd,
             stderr,
             exitCode: code ?? undefined,

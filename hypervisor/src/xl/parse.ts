@@ -76,9 +76,11 @@ export function capabilities(virtCaps: string[]): {
   return { guestTypes, liveMigratable, hap, shadow };
 }
 
-const stateOf = (flags: string): HypervisorState => {
+const stateOf = (flags: string, vcpus: number): HypervisorState => {
   // r running, b blocked, p paused, s shutdown, c crashed, d dying
   if (flags.includes("d")) return "dying";
+  // No flag and no vCPU: a shell a failed build left, that Xen has not freed yet; it runs nothing.
+  if (vcpus === 0 && !/[rbpsc]/.test(flags)) return "dying";
   if (flags.includes("c")) return "crashed";
   if (flags.includes("s")) return "shutdown";
   if (flags.includes("p")) return "paused";
@@ -115,7 +117,7 @@ export function parseXlListVerbose(text: string): DomainInfo[] {
       name,
       migration,
       domid,
-      state: stateOf(flags),
+      state: stateOf(flags, Number(vcpus)),
       memoryMiB: Number(mem),
       vcpus: Number(vcpus),
       cpuTimeSeconds: Number(time),
