@@ -10,6 +10,8 @@ export interface SupervisedOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Also called with each chunk of output as it arrives. */
+  onOutput?: (chunk: Buffer) => void;
 }
 
 export interface Supervised {
@@ -49,6 +51,10 @@ export function startSupervised(name: string, command: string, args: string[], o
   const pid = child.pid;
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
+  if (opts.onOutput) {
+    child.stdout?.on("data", opts.onOutput);
+    child.stderr?.on("data", opts.onOutput);
+  }
   live.add(child);
   let running = true;
   const exited = new Promise<number | string>((resolve) => {

@@ -9,31 +9,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${KUBEXEN_CACHE:-$HOME/.cache/kubexen}/xenlab
 out=$root/hypervisor/test/fixtures/recorded
-pkgs=(qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio)
-missing=()
-for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
-kver=$(basename "$(ls /boot/vmlinuz-* | sort -V | tail -1)" | sed 's/^vmlinuz-//')
+source "$here/lib.sh"
+ensure_packages
 mkdir -p "$cache"
-if [ ! -d "$cache/rootfs/usr/sbin" ] || [ ! -x "$cache/rootfs/usr/sbin/xl" ]; then
-  rm -rf "$cache/rootfs"
-  debootstrap --variant=minbase --include=xen-utils-4.17,kmod,iproute2,procps,socat bookworm "$cache/rootfs" >&2
-fi
-rm -rf "$cache/rootfs/lib/modules" && mkdir -p "$cache/rootfs/lib/modules" "$cache/rootfs/guest"
-cp -a "/lib/modules/$kver" "$cache/rootfs/lib/modules/"
+base_rootfs
 install -m 0755 "$here/record-init.sh" "$cache/rootfs/sbin/lab-init"
-cp "/boot/vmlinuz-$kver" "$cache/rootfs/guest/vmlinuz"
-# The test guest: a busybox initrd whose init prints a counter on its console.
-g=$(mktemp -d)
-mkdir -p "$g/bin" "$g/proc" "$g/sys" "$g/dev"
-cp /bin/busybox "$g/bin/"
-printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox mount -t devtmpfs dev /dev\ni=0\nwhile true; do echo "kubexen-guest alive $i"; i=$((i+1)); /bin/busybox sleep 1; done\n' > "$g/init"
-chmod +x "$g/init"
-(cd "$g" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$cache/rootfs/guest/initrd"
-rm -rf "$g"
-zcat /boot/xen-4.17-amd64.gz > "$cache/xen.elf"
 mkfs.ext4 -q -F -d "$cache/rootfs" "$cache/dom0.img" 2G
 log=$cache/boot.log
 qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 1536 -nographic -no-reboot \

@@ -80,7 +80,9 @@ export class XenWatchdog implements Watchdog {
       spawnSync(modprobe, ["-r", "xen_wdt"], { stdio: "ignore" });
       const r = spawnSync(modprobe, ["xen_wdt", `timeout=${want}`], { encoding: "utf8" });
       if (r.status !== 0)
-        throw new Error(`fencing: modprobe xen_wdt timeout=${want} failed: ${(r.stderr || r.error?.message || "").trim()}`);
+        throw new Error(
+          `fencing: modprobe xen_wdt timeout=${want} failed: ${(r.stderr || r.error?.message || "").trim()}`,
+        );
     }
     const got = this.timeoutInForce();
     if (got !== want)

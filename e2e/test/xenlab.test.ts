@@ -1,0 +1,466 @@
+// The whole system on real Xen: two Xen 4.17 hosts under QEMU, each running
+// the node agent in its dom0, against a real control plane and the operator.
+// Every claim is checked on the hosts themselves: `xl list` in dom0, and the
+// guests' own consoles (each test guest prints a counter once a second, so a
+// live migration, where it goes on, is told apart from a restart, where it
+// starts over). See e2e/xenlab/README.md.
+import assert from "node:assert/strict";
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import {
+  resources,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+  type XenMigration,
+  xenDomainName,
+} from "@kubexen/crds";
+import { Operator } from "@kubexen/operator";
+import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { type ControlPlane, startKubexenControlPlane, until } from "../src/index.ts";
+import { LabHost } from "../src/xenlab/host.ts";
+import { XenLab } from "../src/xenlab/lab.ts";
+
+const NS = "lab";
+const log = createLogger("xenlab-test", process.env.LOG_LEVEL ?? "warn");
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const artifacts = join(repo, "test-artifacts", `xenlab-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+// Short enough for a test, long enough for two emulated hosts on two cores to renew in time.
+const FENCE = { heartbeat: 4, lease: 20, fenceTimeout: 20, watchdogTimeout: 10 };
+const MARGIN_MS = 10_000;
+const MIN = 60_000;
+
+interface XlRecord {
+  domid: number;
+  config: { c_info: { name: string; uuid: string; type: string } };
+}
+
+describe("xenlab: kubexen on real Xen hosts", { timeout: 40 * MIN }, () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let lab: XenLab;
+  let op: Operator;
+  const t0 = Date.now();
+  let failed = false;
+  const timings: string[] = [];
+
+  const xd = (name: string) => client.get<XenDomain>(resources.xenDomains, name, NS);
+  const xlName = (name: string) => xenDomainName(NS, name);
+  /** `xl list -l` on a host: every domain but dom0. */
+  const xlRecords = async (h: LabHost): Promise<XlRecord[]> => {
+    const out = await h.execOk("xl list -l");
+    return out.trim() ? (JSON.parse(out) as XlRecord[]) : [];
+  };
+  const onHost = async (h: LabHost, uuid: string) => (await xlRecords(h)).filter((r) => r.config.c_info.uuid === uuid);
+  const apply = (yaml: string) => cp.kubectlOk(["apply", "-f", "-"], { input: yaml });
+  const domainYaml = (name: string, type: "pvh" | "pv", extra = "") => `
+apiVersion: kubexen.io/v1alpha1
+kind: XenDomain
+metadata:
+  name: ${name}
+  namespace: ${NS}
+spec:
+  type: ${type}
+  vcpus: 1
+  memory: 128Mi
+  boot:
+    kernel: /guest/vmlinuz
+    ramdisk: /guest/initrd
+    cmdline: console=hvc0
+${extra}`;
+  const waitPhase = async (name: string, phase: string, timeoutMs: number, host?: string) => {
+    await until(
+      `XenDomain ${name} ${phase}${host ? ` on ${host}` : ""}`,
+      async () => {
+        const d = await xd(name);
+        return d.status?.phase === phase && (!host || d.status.host === host);
+      },
+      timeoutMs,
+      1000,
+    );
+    return xd(name);
+  };
+  const waitMigration = async (name: string, timeoutMs: number) => {
+    let m: XenMigration | undefined;
+    await until(
+      `XenMigration ${name} finished`,
+      async () => {
+        m = await client.get<XenMigration>(resources.xenMigrations, name, NS);
+        return ["Succeeded", "Failed", "Aborted"].includes(m.status?.phase ?? "");
+      },
+      timeoutMs,
+      1000,
+    );
+    return m as XenMigration;
+  };
+  const other = (name: string) => {
+    const h = lab.hosts.find((x) => x.name !== name);
+    if (!h) throw new Error(`no host besides ${name}`);
+    return h;
+  };
+  /** Runs a scenario, noting its time and whether it failed (for the artifacts). */
+  const scenario = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      const t = Date.now();
+      try {
+        await fn();
+      } catch (err) {
+        failed = true;
+        throw err;
+      } finally {
+        timings.push(`${name}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+      }
+    });
+
+  before(async () => {
+    mkdirSync(artifacts, { recursive: true });
+    cp = await startKubexenControlPlane([NS]);
+    client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+    try {
+      lab = await XenLab.start(cp, {
+        dir: join(artifacts, "lab"),
+        agentArgs: [
+          "--fencing=xen",
+          `--heartbeat-interval=${FENCE.heartbeat}`,
+          `--lease-duration=${FENCE.lease}`,
+          `--fence-timeout=${FENCE.fenceTimeout}`,
+          `--watchdog-timeout=${FENCE.watchdogTimeout}`,
+        ],
+        progress: (msg) => console.log(`xenlab: ${msg}`),
+      });
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+    timings.push(`image and boot: ${((Date.now() - t0) / 1000).toFixed(0)} s (${lab.accel})`);
+    // Emulated hosts move memory two orders of magnitude slower than real ones: the administrator
+    // of such a cluster would raise the completion timeout, as this policy does.
+    await apply(`
+apiVersion: kubexen.io/v1alpha1
+kind: XenMigrationPolicy
+metadata:
+  name: default
+spec:
+  completionTimeoutPerGiB: 4800
+`);
+    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log, fenceMarginMs: MARGIN_MS });
+    await op.start();
+  });
+
+  after(async () => {
+    await op?.stop();
+    if (lab && failed) {
+      for (const h of lab.hosts.filter((x) => x.running)) {
+        const r = await h
+          .exec("cat /var/log/kubexen-agent.log; xl list -v; dmesg | tail -100", 30_000)
+          .catch(() => undefined);
+        if (r) writeFileSync(join(h.dir, "dom0-state.txt"), `${r.stdout}\n${r.stderr}`);
+      }
+    }
+    await lab?.stop();
+    if (failed && cp) cpSync(join(cp.dir), join(artifacts, "controlplane"), { recursive: true });
+    await cp?.stop();
+    console.log(`xenlab: total wall time ${((Date.now() - t0) / 1000).toFixed(0)} s\n  ${timings.join("\n  ")}`);
+    if (failed) console.log(`xenlab: consoles, agent logs and disks kept in ${artifacts}`);
+    else rmSync(artifacts, { recursive: true, force: true });
+  });
+
+  let web: { uuid: string; host: string; domid: number } = { uuid: "", host: "", domid: 0 };
+
+  scenario("1. an applied PVH XenDomain runs on a real host; status matches xl list -l there", async () => {
+    await apply(domainYaml("web-1", "pvh", "  evictionStrategy: LiveMigrate\n"));
+    const d = await waitPhase("web-1", "Running", 5 * MIN);
+    const host = lab.host(d.status?.host ?? "");
+    const recs = await xlRecords(host);
+    const rec = recs.find((r) => r.config.c_info.name === xlName("web-1"));
+    assert.ok(rec, `xl list -l on ${host.name} shows ${xlName("web-1")}: ${recs.map((r) => r.config.c_info.name)}`);
+    assert.equal(d.status?.uuid, rec.config.c_info.uuid);
+    assert.equal(d.status?.domid, rec.domid);
+    assert.equal(rec.config.c_info.type, "pvh");
+    assert.equal((await onHost(other(host.name), rec.config.c_info.uuid)).length, 0, "not on the other host");
+    // The guest really runs: its counter appears on the host's console.
+    await host.waitConsole(LabHost.guestLine(xlName("web-1"), "kubexen-guest alive 3"), 2 * MIN);
+    web = { uuid: rec.config.c_info.uuid, host: host.name, domid: rec.domid };
+  });
+
+  scenario("2. a XenMigration moves it live: Succeeded, on the target only, its counter goes on", async () => {
+    const source = lab.host(web.host);
+    const target = other(web.host);
+    const before = source.guestCounter(xlName("web-1"));
+    await apply(`
+apiVersion: kubexen.io/v1alpha1
+kind: XenMigration
+metadata:
+  name: web-1-move
+  namespace: ${NS}
+spec:
+  domain: web-1
+  targetHost: ${target.name}
+  reason: User
+`);
+    const m = await waitMigration("web-1-move", 8 * MIN);
+    assert.equal(m.status?.phase, "Succeeded", m.status?.failureReason);
+    assert.equal(m.status?.sourceHost, source.name);
+    assert.equal(m.status?.targetHost, target.name);
+    assert.ok((m.status?.bytesTransferred ?? 0) >= 60 * 1024 * 1024, `bytes ${m.status?.bytesTransferred}`);
+    assert.ok((m.status?.totalTimeMs ?? 0) > 0, "total time recorded");
+    assert.ok(m.status?.downtimeMs !== undefined, "downtime recorded");
+    assert.equal((await onHost(source, web.uuid)).length, 0, "gone from the source");
+    const there = await onHost(target, web.uuid);
+    assert.equal(there.length, 1, "on the target");
+    assert.equal(there[0]?.config.c_info.name, xlName("web-1"), "under its own name, not --incoming");
+    const d = await waitPhase("web-1", "Running", MIN, target.name);
+    assert.equal(d.status?.domid, there[0]?.domid);
+    // The counter goes on where it was: no restart.
+    const lastBefore = Math.max(...before.map((x) => x.n));
+    await target.waitConsole(LabHost.guestLine(xlName("web-1"), "kubexen-guest alive \\d+"), MIN);
+    const after = target.guestCounter(xlName("web-1"));
+    assert.ok(after.length > 0, "the guest prints on the target");
+    assert.ok(
+      Math.min(...after.map((x) => x.n)) > lastBefore,
+      `counter on the target starts at ${Math.min(...after.map((x) => x.n))}, after ${lastBefore} on the source`,
+    );
+    web = { uuid: web.uuid, host: target.name, domid: there[0]?.domid ?? 0 };
+  });
+
+  scenario("4a. a PV domain is reported not live-migratable on its XenHost and XenDomain", async () => {
+    // Placed next to web-1, so that one maintenance evacuates both.
+    const away = other(web.host).name;
+    await client.mergePatch(resources.xenHosts, away, undefined, { spec: { unschedulable: true } });
+    await apply(domainYaml("legacy-1", "pv", "  evictionStrategy: LiveMigrateIfPossible\n"));
+    const d = await waitPhase("legacy-1", "Running", 5 * MIN, web.host);
+    await client.mergePatch(resources.xenHosts, away, undefined, { spec: { unschedulable: false } });
+    const h = await client.get<XenHost>(resources.xenHosts, web.host);
+    assert.ok(h.status?.capabilities?.guestTypes.includes("pv"), "runs pv");
+    assert.ok(!h.status?.capabilities?.liveMigratable.includes("pv"), "pv is not live-migratable");
+    assert.ok(h.status?.capabilities?.liveMigratable.includes("pvh"), "pvh is");
+    assert.equal(h.status?.capabilities?.shadow, false);
+    await until("legacy-1 Migratable=False", async () => {
+      const x = await xd("legacy-1");
+      return (
+        x.status?.migratable === false && x.status.conditions?.find((c) => c.type === "Migratable")?.status === "False"
+      );
+    });
+    assert.equal((await xd("web-1")).status?.migratable, true);
+    const rec = (await onHost(lab.host(web.host), d.status?.uuid ?? "")).at(0);
+    assert.equal(rec?.config.c_info.type, "pv");
+    await lab.host(web.host).waitConsole(LabHost.guestLine(xlName("legacy-1"), "kubexen-guest alive 2"), 2 * MIN);
+  });
+
+  scenario(
+    "3 and 4b. XenMaintenance evacuates a host: PVH live-migrated, PV restarted elsewhere; deleting it uncordons",
+    async () => {
+      const host = lab.host(web.host);
+      const dest = other(web.host);
+      const pvBefore = await xd("legacy-1");
+      const webCountBefore = Math.max(...host.guestCounter(xlName("web-1")).map((x) => x.n));
+      const destLine = dest.console.length;
+      await apply(`
+apiVersion: kubexen.io/v1alpha1
+kind: XenMaintenance
+metadata:
+  name: ${host.name}-bios
+spec:
+  host: ${host.name}
+  reason: BIOS update
+`);
+      let mt: XenMaintenance | undefined;
+      await until(
+        "maintenance Drained",
+        async () => {
+          mt = await client.get<XenMaintenance>(resources.xenMaintenances, `${host.name}-bios`);
+          return mt.status?.phase === "Drained";
+        },
+        10 * MIN,
+        2000,
+      );
+      assert.equal((await client.get<XenHost>(resources.xenHosts, host.name)).spec?.unschedulable, true, "cordoned");
+      const records = await xlRecords(host);
+      assert.deepEqual(
+        records.map((r) => r.config.c_info.name),
+        [],
+        "nothing left on the host",
+      );
+      // PVH: live-migrated, same domain, counter goes on.
+      const w = await waitPhase("web-1", "Running", MIN, dest.name);
+      assert.equal(w.status?.uuid, web.uuid);
+      assert.equal((await onHost(dest, web.uuid)).length, 1);
+      const webAfter = dest.guestCounter(xlName("web-1")).filter((x) => x.t > 0);
+      assert.ok(
+        webAfter.some((x) => x.n > webCountBefore),
+        "web-1's counter continued on the destination",
+      );
+      // PV: restarted (same UUID, counter starts over) on the other host.
+      const pv = await waitPhase("legacy-1", "Running", 3 * MIN, dest.name);
+      assert.equal(pv.status?.uuid, pvBefore.status?.uuid, "same identity");
+      await dest.waitConsole(LabHost.guestLine(xlName("legacy-1"), "kubexen-guest alive 0$"), 2 * MIN, destLine);
+      assert.equal((await onHost(dest, pv.status?.uuid ?? "")).length, 1);
+      assert.deepEqual(
+        mt?.status?.restartedDomains?.map((x) => x.name),
+        ["legacy-1"],
+        "the maintenance records the restart",
+      );
+      // Deleting the maintenance opens the host again.
+      await client.delete(resources.xenMaintenances, `${host.name}-bios`);
+      await until(
+        "uncordoned",
+        async () => !(await client.get<XenHost>(resources.xenHosts, host.name)).spec?.unschedulable,
+      );
+      web = { uuid: web.uuid, host: dest.name, domid: (await onHost(dest, web.uuid))[0]?.domid ?? 0 };
+    },
+  );
+
+  scenario("5. deleting a XenDomain destroys it; a domain made by hand with xl is an orphan, left alone", async () => {
+    const pv = await xd("legacy-1");
+    const host = lab.host(pv.status?.host ?? "");
+    await client.delete(resources.xenDomains, "legacy-1", NS);
+    await until(
+      "legacy-1 gone from the API",
+      async () => !(await client.getOrUndefined(resources.xenDomains, "legacy-1", NS)),
+      3 * MIN,
+      1000,
+    );
+    assert.equal((await onHost(host, pv.status?.uuid ?? "")).length, 0, "destroyed on the host");
+    // By hand, as an administrator would.
+    const uuid = "6b1e0c4d-9a2f-4e3b-8c7d-1f2e3a4b5c6d";
+    await host.execOk(`cat > /tmp/byhand.cfg <<EOF
+name = "byhand"
+uuid = "${uuid}"
+type = "pvh"
+kernel = "/guest/vmlinuz"
+ramdisk = "/guest/initrd"
+extra = "console=hvc0"
+memory = 128
+vcpus = 1
+EOF
+xl create /tmp/byhand.cfg`);
+    await until(
+      "byhand reported as an orphan",
+      async () => {
+        const h = await client.get<XenHost>(resources.xenHosts, host.name);
+        return (h.status?.orphans ?? []).some((o) => o.uuid === uuid && o.name === "byhand");
+      },
+      2 * MIN,
+      2000,
+    );
+    const events = await cp.kubectlOk(["get", "events", "-A", "--field-selector", "reason=OrphanDomain", "-o", "json"]);
+    assert.match(events, /byhand/);
+    // Left alone: still there, same domid, after more reports.
+    const rec = await onHost(host, uuid);
+    await new Promise((r) => setTimeout(r, 20_000));
+    assert.deepEqual(
+      (await onHost(host, uuid)).map((r) => r.domid),
+      rec.map((r) => r.domid),
+    );
+    await host.execOk("xl destroy byhand");
+  });
+
+  scenario("6. a restarted agent adopts its running domains without restarting them", async () => {
+    const host = lab.host(web.host);
+    const before = (await onHost(host, web.uuid))[0];
+    assert.ok(before, "web-1 runs there");
+    const from = host.console.length;
+    const restartedAt = Date.now();
+    await host.execOk("pkill -TERM -f node-agent/src/main.ts");
+    await host.waitConsole(/kubexen-lab: starting the node agent/, 2 * MIN, from);
+    await host.waitConsole(/node agent started/, 3 * MIN, from);
+    await lab.waitReady(cp, host.name, 3 * MIN);
+    // Give the new agent a few reconciles and host reports.
+    await new Promise((r) => setTimeout(r, 20_000));
+    const after = (await onHost(host, web.uuid))[0];
+    assert.equal(after?.domid, before.domid, "same domid: not restarted");
+    const d = await xd("web-1");
+    assert.equal(d.status?.phase, "Running");
+    assert.equal(d.status?.domid, before.domid);
+    // The counter did not start over.
+    const since = host.guestCounter(xlName("web-1")).filter((x) => x.t >= restartedAt);
+    assert.ok(since.length > 0 && since.every((x) => x.n > 5), "the guest kept counting");
+  });
+
+  scenario("8. the hypervisor conformance suite passes against the xl driver on a lab host", async () => {
+    const host = lab.hosts[0] as LabHost;
+    const r = await host.exec(
+      "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts",
+      25 * MIN,
+    );
+    writeFileSync(join(artifacts, "conformance.tap"), r.stdout + r.stderr);
+    const summary = r.stdout.split("\n").filter((l) => /^# (tests|pass|fail|skipped|todo) /.test(l));
+    console.log(`xenlab: conformance on ${host.name}: ${summary.join(", ")}`);
+    assert.equal(
+      r.code,
+      0,
+      `conformance failed:\n${r.stdout
+        .split("\n")
+        .filter((l) => /not ok|Error|expected|actual/.test(l))
+        .join("\n")}`,
+    );
+    assert.ok(summary.includes("# fail 0"), summary.join(", "));
+    assert.ok(summary.includes("# skipped 0"), summary.join(", "));
+  });
+
+  scenario(
+    "7. a host cut off the control plane fences itself; its domain restarts elsewhere, never on both",
+    async () => {
+      const victim = lab.host(web.host);
+      const survivor = other(web.host);
+      const name = xlName("web-1");
+      // xl's records on both hosts, every few seconds, until the end.
+      const seen: Array<{ t: number; host: string; present: boolean }> = [];
+      let polling = true;
+      const poll = (async () => {
+        while (polling) {
+          for (const h of [victim, survivor]) {
+            if (!h.running) continue;
+            const recs = await onHost(h, web.uuid).catch(() => undefined);
+            if (recs) seen.push({ t: Date.now(), host: h.name, present: recs.length > 0 });
+          }
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+      })();
+      await until("polled both", () => seen.some((s) => s.host === victim.name && s.present));
+      const cutAt = Date.now();
+      const survivorFrom = survivor.console.length;
+      await victim.setControlPlaneLink(false);
+      // The host resets through Xen's watchdog: Xen reboots and QEMU (-no-reboot) exits.
+      const exit = await Promise.race([
+        victim.exited.then(() => Date.now()),
+        new Promise<number>((r) => setTimeout(() => r(0), 5 * MIN)),
+      ]);
+      assert.ok(exit > 0, `${victim.name} did not reset within 5 minutes of the cut`);
+      assert.ok(
+        victim.console.some((l) => /[Ww]atchdog/.test(l.text) && l.t >= cutAt),
+        "Xen's console names the watchdog as the reason",
+      );
+      const d = await waitPhase("web-1", "Running", 5 * MIN, survivor.name);
+      polling = false;
+      await poll;
+      assert.equal(d.status?.uuid, web.uuid, "same identity");
+      // Never on both: the last sign of life on the victim precedes the first on the survivor.
+      const lastOld = Math.max(
+        ...victim.guestCounter(name).map((x) => x.t),
+        ...seen.filter((s) => s.host === victim.name && s.present).map((s) => s.t),
+      );
+      const newLines = survivor.guestCounter(name).filter((x) => x.t > cutAt);
+      await survivor.waitConsole(LabHost.guestLine(name, "kubexen-guest alive 0$"), 2 * MIN, survivorFrom);
+      const firstNew = Math.min(
+        ...survivor
+          .guestCounter(name)
+          .filter((x) => x.t > cutAt)
+          .map((x) => x.t),
+        ...seen.filter((s) => s.host === survivor.name && s.present && s.t > cutAt).map((s) => s.t),
+      );
+      assert.ok(lastOld < exit, "the victim ran it until it reset");
+      assert.ok(
+        firstNew > exit,
+        `restarted at ${new Date(firstNew).toISOString()}, after the reset at ${new Date(exit).toISOString()}`,
+      );
+      assert.ok(newLines.length === 0 || newLines.every((x) => x.t > exit));
+      // After the fence window, not before.
+      assert.ok(firstNew - cutAt >= (FENCE.fenceTimeout + FENCE.watchdogTimeout) * 1000 - FENCE.heartbeat * 1000);
+      const h = await client.get<XenHost>(resources.xenHosts, victim.name);
+      assert.equal(h.status?.conditions?.find((c) => c.type === "Fenced")?.status, "True");
+    },
+  );
+});

@@ -1,0 +1,47 @@
+# Shared by the lab's scripts (sourced): the outer machine's packages, the cached
+# Debian dom0 root filesystem, the hypervisor binary and the test guest.
+# Callers set: root (the repository), cache (the lab's cache directory).
+kver=$(basename "$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)" | sed 's/^vmlinuz-//')
+lab_packages=(qemu-system-x86 qemu-utils xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio)
+dom0_packages=xen-utils-4.17,kmod,iproute2,procps,socat,util-linux
+
+ensure_packages() {
+  local missing=() p
+  for p in "${lab_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "xenlab: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || {
+      apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    }
+  fi
+  kver=$(basename "$(ls /boot/vmlinuz-* | sort -V | tail -1)" | sed 's/^vmlinuz-//')
+}
+
+# The dom0 root filesystem (debootstrap, minbase), rebuilt when the package list changes, with the
+# outer machine's kernel modules and the test guest's kernel and initrd in /guest.
+base_rootfs() {
+  local rootfs=$cache/rootfs
+  if [ "$(cat "$cache/rootfs.packages" 2>/dev/null)" != "$dom0_packages" ] || [ ! -x "$rootfs/usr/sbin/xl" ]; then
+    rm -rf "$rootfs"
+    echo "xenlab: debootstrap (about 1.5 minutes)" >&2
+    debootstrap --variant=minbase --include="$dom0_packages" bookworm "$rootfs" >&2
+    echo "$dom0_packages" > "$cache/rootfs.packages"
+  fi
+  rm -rf "$rootfs/lib/modules" && mkdir -p "$rootfs/lib/modules" "$rootfs/guest"
+  cp -a "/lib/modules/$kver" "$rootfs/lib/modules/"
+  cp "/boot/vmlinuz-$kver" "$rootfs/guest/vmlinuz"
+  # The test guest: a busybox initrd whose init prints a counter on its console once a second,
+  # so a restart (the counter starts over) is told apart from a migration (it goes on).
+  local g
+  g=$(mktemp -d)
+  mkdir -p "$g/bin" "$g/proc" "$g/sys" "$g/dev"
+  cp /bin/busybox "$g/bin/"
+  printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox mount -t devtmpfs dev /dev\ni=0\nwhile true; do echo "kubexen-guest alive $i"; i=$((i+1)); /bin/busybox sleep 1; done\n' > "$g/init"
+  chmod +x "$g/init"
+  (cd "$g" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$rootfs/guest/initrd"
+  rm -rf "$g"
+  zcat /boot/xen-4.17-amd64.gz > "$cache/xen.elf"
+}
