@@ -2,6 +2,10 @@
 // etcd on loopback, the CRDs, the operator, and three Xen hosts driven by the
 // sim driver, each with its node agent; then the examples are applied and
 // their progress shown. It stays up, printing the KUBECONFIG, until Ctrl-C.
+// `npm run demo -- --xen`: the same on two real Xen 4.17 hosts under QEMU
+// (e2e/xenlab), with a small PVH guest they can boot.
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
@@ -10,9 +14,25 @@ import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { installKubexen } from "./cluster.ts";
 import { ControlPlane } from "./controlplane/controlplane.ts";
 import { startSimFleet } from "./fleet.ts";
+import { XenLab } from "./xenlab/lab.ts";
 
 const examples = fileURLToPath(new URL("../../examples", import.meta.url));
 const HOSTS = ["xen-01", "xen-02", "xen-03"];
+const onXen = process.argv.includes("--xen");
+// The lab's guest: the hosts' own kernel and a busybox initrd that counts on its console.
+const LAB_GUEST = `apiVersion: kubexen.io/v1alpha1
+kind: XenDomain
+metadata:
+  name: web-1
+spec:
+  type: pvh
+  memory: 128Mi
+  boot:
+    kernel: /guest/vmlinuz
+    ramdisk: /guest/initrd
+    cmdline: console=hvc0
+  evictionStrategy: LiveMigrate
+`;
 const log = createLogger("kubexen-demo", process.env.LOG_LEVEL ?? "warn");
 const say = (msg: string) => console.log(`${new Date().toISOString().slice(11, 19)}  ${msg}`);
 
@@ -34,25 +54,45 @@ say(`control plane up at ${cp.server}`);
 await installKubexen(cp);
 say("kubexen CRDs installed");
 
-const fleet = await startSimFleet(
-  cp,
-  HOSTS.map((name) => ({ name, memoryMiB: 32768, cpus: 16 })),
-  { logger: log, persist: true },
-);
-stops.push(() => fleet.stop());
-for (const [name, sim] of fleet.sims)
-  say(`host ${name}: sim Xen host (${sim.opts.cpus} CPUs, ${sim.opts.memoryMiB / 1024} GiB) with its node agent`);
-await cp.kubectlOk(["label", "xenhost", "xen-01", "xen-02", "kubexen.io/tier=web"]);
+let report = async () => {};
+if (onXen) {
+  say("booting two Xen 4.17 hosts under QEMU (the first run builds their disk image)");
+  const dir = join(tmpdir(), `kubexen-demo-xenlab-${process.pid}`);
+  const lab = await XenLab.start(cp, { dir, progress: (msg) => say(msg) });
+  stops.push(async () => {
+    await lab.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const h of lab.hosts)
+    say(`host ${h.name}: Xen 4.17 under QEMU (${lab.accel}), node agent in dom0, console ${h.consoleFile}`);
+} else {
+  const fleet = await startSimFleet(
+    cp,
+    HOSTS.map((name) => ({ name, memoryMiB: 32768, cpus: 16 })),
+    { logger: log, persist: true },
+  );
+  stops.push(() => fleet.stop());
+  for (const [name, sim] of fleet.sims)
+    say(`host ${name}: sim Xen host (${sim.opts.cpus} CPUs, ${sim.opts.memoryMiB / 1024} GiB) with its node agent`);
+  await cp.kubectlOk(["label", "xenhost", "xen-01", "xen-02", "kubexen.io/tier=web"]);
+  report = async () => {
+    await report();
+  };
+}
 const op = new Operator({ kubeConfig: cp.kubeConfig(), logger: log });
 await op.start();
 stops.push(() => op.stop());
 say("operator started (leader-elected)");
 
-process.stdout.write(await cp.kubectlOk(["apply", "-n", "default", "-k", examples]));
+process.stdout.write(
+  onXen
+    ? await cp.kubectlOk(["apply", "-n", "default", "-f", "-"], { input: LAB_GUEST })
+    : await cp.kubectlOk(["apply", "-n", "default", "-k", examples]),
+);
 
 const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
 const seen = new Map<string, string>();
-const deadline = Date.now() + 120_000;
+const deadline = Date.now() + (onXen ? 600_000 : 120_000);
 for (;;) {
   const items = (await client.list<XenDomain>(resources.xenDomains, { namespace: "default" })).items;
   for (const d of items) {
@@ -66,7 +106,7 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 500));
 }
 
-await Promise.all([...fleet.agents.values()].map((a) => a.report()));
+await report();
 console.log(
   `\n${await cp.kubectlOk(["get", "xenhosts"])}\n${await cp.kubectlOk(["get", "xendomains", "-A", "-o", "wide"])}`,
 );
@@ -79,7 +119,7 @@ await client.create(resources.xenMigrations, {
   spec: { domain: "web-1" },
 });
 let lastPhase = "";
-for (const end = Date.now() + 120_000; Date.now() < end; ) {
+for (const end = Date.now() + (onXen ? 900_000 : 120_000); Date.now() < end; ) {
   const m = await client.get<XenMigration>(resources.xenMigrations, "web-1-move", "default");
   const phase = m.status?.phase ?? "Pending";
   if (phase !== lastPhase) {
@@ -92,7 +132,7 @@ for (const end = Date.now() + 120_000; Date.now() < end; ) {
     const st = m.status ?? {};
     say(
       phase === "Succeeded"
-        ? `moved ${st.memoryMiB} MiB: ${((st.bytesTransferred ?? 0) / 2 ** 20).toFixed(0)} MiB sent in ${st.rounds} rounds, downtime ${st.downtimeMs} ms, transfer ${st.totalTimeMs} ms (sim model)`
+        ? `moved ${st.memoryMiB} MiB: ${((st.bytesTransferred ?? 0) / 2 ** 20).toFixed(0)} MiB sent in ${st.rounds} rounds, downtime ${st.downtimeMs} ms, transfer ${st.totalTimeMs} ms (${onXen ? "real Xen under QEMU" : "sim model"})`
         : `migration ended ${phase}: ${st.failureReason}`,
     );
     break;

@@ -260,7 +260,11 @@ export class XlHypervisor implements Hypervisor {
     let lastLines: string[] = [];
     const ticker = setInterval(() => opts.onProgress?.({ round, bytesSent: sent, dirtyPages }), 1000);
     // xl does not say when it suspends the guest for the last copy; its state does ("---ss-").
+    // Watched only once the first full pass is sent: each xl call costs the emulated or busy dom0
+    // CPU the transfer needs.
+    const firstPass = d.memoryMiB * 2 ** 20;
     const watcher = setInterval(() => {
+      if (sent < firstPass) return;
       void this.xl(["list", "-v", String(d.domid)], { timeoutMs: 5000 })
         .then(({ stdout }) => {
           const state = parseXlListVerbose(stdout)[0]?.state;
