@@ -272,14 +272,39 @@ export class NodeAgent {
     return reclaimed;
   }
 
-  /** Stops cleanly: reconciles in flight finish, the watchdog is disarmed. Domains keep running. */
+  /**
+   * Stops cleanly: reconciles in flight finish, the watchdog is disarmed, domains keep running.
+   * A disarmed host no longer resets itself, so before disarming the agent publishes that its
+   * fencing is off: otherwise an agent down for longer than its fence window (a slow upgrade)
+   * would let HA start its running domains elsewhere. If that cannot be published, the watchdog
+   * stays armed: the host resets unless a new agent takes the watchdog over in time.
+   */
   async stop(): Promise<void> {
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     this.heartbeat.stop();
     await this.migrationServer?.close();
+    let published = !this.fencer || this.fencer.isFenced;
+    if (!published) {
+      try {
+        await this.manager.client.mergePatch(
+          resources.xenHosts,
+          this.host,
+          undefined,
+          { status: { fencing: { enabled: false, windowSeconds: 0 } } },
+          "status",
+        );
+        published = true;
+      } catch (err) {
+        this.log.error(
+          { err: errorMessage(err) },
+          "could not publish that fencing is off: leaving the watchdog armed, the host resets unless an agent takes it over",
+        );
+      }
+    }
     await this.manager.stop();
-    this.fencer?.stop();
+    if (published) this.fencer?.stop();
+    else this.fencer?.abandon();
   }
 
   /** Stops everything at once without disarming the watchdog, as a crash of the agent would (tests). */

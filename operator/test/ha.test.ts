@@ -182,4 +182,49 @@ describe("operator: HA after host failure", () => {
       await back.stop();
     }
   });
+  it("a cleanly stopped agent (an upgrade) says its fencing is off: its domains stay bound however long it is away", async () => {
+    for (const h of ["h1", "h3", "nofence"]) await cordon(h, true);
+    await domain("up", "Always");
+    await until("up on h2", async () => {
+      const d = await xd("up");
+      return d.status?.phase === "Running" && d.status.host === "h2";
+    });
+    await cordon("h3", false);
+    const uuid = (await xd("up")).status?.uuid ?? "";
+    const sim = fleet.sims.get("h2");
+    const resets = sim?.watchdogResets ?? 0;
+    await fleet.agents.get("h2")?.stop();
+    assert.equal((await host("h2")).status?.fencing?.enabled, false, "fencing off, published before disarming");
+    await until("heartbeat lost", async () => condition(await host("h2"), "Ready")?.status === "False");
+    // Well past the fence window and margin: a disarmed host does not reset, so nothing may move.
+    await new Promise((r) => setTimeout(r, FENCE.fenceTimeoutMs + FENCE.watchdogTimeoutMs + MARGIN_MS + 3000));
+    assert.equal(condition(await host("h2"), "Fenced")?.reason, "FencingDisabled");
+    assert.equal((await xd("up")).status?.host, "h2", "still bound to h2");
+    assert.equal((await sim?.getDomain(uuid))?.state, "running");
+    assert.equal(sim?.watchdogResets, resets, "the host did not reset");
+    // The new agent arms the watchdog and says so.
+    const { NodeAgent, SimWatchdog } = await import("@kubexen/node-agent");
+    const next = new NodeAgent({
+      kubeConfig: cp.kubeConfig(),
+      host: "h2",
+      hypervisor: sim as NonNullable<typeof sim>,
+      heartbeatIntervalMs: 500,
+      leaseDurationSeconds: 2,
+      reportIntervalMs: 500,
+      logger: log,
+      fencing: { watchdog: new SimWatchdog(sim as NonNullable<typeof sim>), ...FENCE },
+    });
+    await next.start();
+    try {
+      await until("fencing on again", async () => (await host("h2")).status?.fencing?.enabled === true);
+      await until("Ready again", async () => condition(await host("h2"), "Ready")?.status === "True");
+      assert.equal((await sim?.getDomain(uuid))?.state, "running", "adopted, not restarted");
+      assert.deepEqual(
+        rec.overlaps.filter((o) => o.startsWith(uuid)),
+        [],
+      );
+    } finally {
+      await next.stop();
+    }
+  });
 });
