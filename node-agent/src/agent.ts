@@ -60,6 +60,9 @@ export class NodeAgent {
   private readonly migrationServer: MigrationServer | undefined;
   private hostInfo: HostInfo | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
+  /** Set once the agent stops: no host report starts after it. */
+  private stopped = false;
+  private reporting: Promise<void> | undefined;
   private unwatch: (() => void) | undefined;
   private previous: { conditions?: never[]; cpuTime?: Map<string, number>; at?: number } = {};
 
@@ -189,6 +192,7 @@ export class NodeAgent {
     await this.report();
     const every = this.o.reportIntervalMs ?? 10_000;
     const loop = () => {
+      if (this.stopped) return;
       this.reportTimer = setTimeout(async () => {
         await this.report();
         loop();
@@ -199,8 +203,22 @@ export class NodeAgent {
     this.log.info({ host: this.host, driver: this.o.hypervisor.kind, fencing: !!this.fencer }, "node agent started");
   }
 
-  /** Writes the XenHost status from the hypervisor's view. */
-  async report(): Promise<void> {
+  /** Writes the XenHost status from the hypervisor's view (one report at a time; none once stopped). */
+  report(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const run = (this.reporting ?? Promise.resolve()).then(() => (this.stopped ? undefined : this.writeReport()));
+    this.reporting = run;
+    return run;
+  }
+
+  /** Stops host reports and waits for the one in flight: nothing the agent wrote before may land after. */
+  private async stopReports(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reportTimer);
+    await this.reporting;
+  }
+
+  private async writeReport(): Promise<void> {
     try {
       const [info, domains] = await Promise.all([this.o.hypervisor.hostInfo(), this.o.hypervisor.listDomains()]);
       this.hostInfo = info;
@@ -280,7 +298,7 @@ export class NodeAgent {
    * stays armed: the host resets unless a new agent takes the watchdog over in time.
    */
   async stop(): Promise<void> {
-    clearTimeout(this.reportTimer);
+    await this.stopReports();
     this.unwatch?.();
     this.heartbeat.stop();
     await this.migrationServer?.close();
@@ -310,6 +328,7 @@ export class NodeAgent {
   /** Stops everything at once without disarming the watchdog, as a crash of the agent would (tests). */
   async halt(): Promise<void> {
     this.fencer?.abandon();
+    this.stopped = true;
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     this.heartbeat.stop();
@@ -324,6 +343,7 @@ export class NodeAgent {
    */
   async partition(): Promise<void> {
     this.heartbeat.stop();
+    this.stopped = true;
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     await this.manager.stop();
