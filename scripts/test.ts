@@ -32,7 +32,7 @@ if (files.length === 0) {
 }
 const concurrency = process.env.KUBEXEN_TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism()));
 // The real-Xen lab runs last and alone: its emulated hosts need every core, and on a loaded machine
-// their heartbeats could miss the short fence timeouts the lab uses.
+// their agents' heartbeats could miss their fence timeouts.
 const lab = files.filter((f) => f.includes("xenlab"));
 const rest = files.filter((f) => !lab.includes(f));
 // --test-force-exit: a failed test's open handles must not hang the run; each test gets 15 min at most.

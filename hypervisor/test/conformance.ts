@@ -37,6 +37,25 @@ export interface ConformanceHarness {
 
 const isCode = (code: string) => (e: unknown) => e instanceof HypervisorError && e.code === code;
 
+/** The harnesses' test guest: a PVH domain booting `kernel` and `ramdisk` with `memoryMiB`. */
+export function guestSpec(
+  boot: { kernel: string; ramdisk: string },
+  memoryMiB: number,
+): (overrides?: Partial<XenDomainSpec>) => XenDomainSpec {
+  return (o = {}) => ({
+    type: "pvh",
+    vcpus: 1,
+    memory: `${memoryMiB}Mi`,
+    boot: { ...boot, cmdline: "console=hvc0" },
+    priority: 0,
+    runStrategy: "Always",
+    powerState: "Running",
+    evictionStrategy: "LiveMigrateIfPossible",
+    terminationGracePeriodSeconds: 30,
+    ...o,
+  });
+}
+
 export function conformanceSuite(name: string, h: ConformanceHarness): void {
   describe(`hypervisor conformance: ${name}`, { timeout: 30 * 60_000 }, () => {
     let a: Hypervisor;

@@ -22,6 +22,8 @@ const log = createLogger("ha-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "ha-test";
 const FENCE = { fenceTimeoutMs: 2000, watchdogTimeoutMs: 1000 };
 const MARGIN_MS = 1000;
+const AGENT = { logger: log, heartbeatIntervalMs: 500, leaseDurationSeconds: 2, reportIntervalMs: 500 };
+type Sim = NonNullable<ReturnType<SimFleet["sims"]["get"]>>;
 
 describe("operator: HA after host failure", () => {
   let cp: ControlPlane;
@@ -42,17 +44,27 @@ describe("operator: HA after host failure", () => {
       spec: { memory: "256Mi", runStrategy, boot: { kernel: "/boot/vmlinuz" } },
     });
   const condition = (h: XenHost, type: string) => h.status?.conditions?.find((c) => c.type === type);
+  /** A new agent for a sim host with the fleet's settings, as after a restart or a return. */
+  const newAgent = async (name: string, sim: Sim, fencing: boolean) => {
+    const { NodeAgent, SimWatchdog } = await import("@kubexen/node-agent");
+    return new NodeAgent({
+      kubeConfig: cp.kubeConfig(),
+      host: name,
+      hypervisor: sim,
+      ...AGENT,
+      fencing: fencing ? { watchdog: new SimWatchdog(sim), ...FENCE } : undefined,
+    });
+  };
 
   before(async () => {
     cp = await startKubexenControlPlane([NS]);
     client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
-    const common = { logger: log, heartbeatIntervalMs: 500, leaseDurationSeconds: 2, reportIntervalMs: 500 };
     fleet = await startSimFleet(
       cp,
       ["h1", "h2", "h3"].map((name) => ({ name, memoryMiB: 8192 })),
-      { ...common, fencing: FENCE },
+      { ...AGENT, fencing: FENCE },
     );
-    loose = await startSimFleet(cp, [{ name: "nofence", memoryMiB: 8192 }], common);
+    loose = await startSimFleet(cp, [{ name: "nofence", memoryMiB: 8192 }], AGENT);
     rec = new OverlapRecorder(new Map([...fleet.sims, ...loose.sims]));
     op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log, fenceMarginMs: MARGIN_MS });
     await op.start();
@@ -155,16 +167,7 @@ describe("operator: HA after host failure", () => {
     assert.equal(condition(await host("nofence"), "Fenced")?.reason, "OutOfService");
 
     // The agent comes back: the stale copy goes before the host reports Ready again.
-    const { NodeAgent } = await import("@kubexen/node-agent");
-    const back = new NodeAgent({
-      kubeConfig: cp.kubeConfig(),
-      host: "nofence",
-      hypervisor: sim as NonNullable<typeof sim>,
-      heartbeatIntervalMs: 500,
-      leaseDurationSeconds: 2,
-      reportIntervalMs: 500,
-      logger: log,
-    });
+    const back = await newAgent("nofence", sim as Sim, false);
     const restartedAt = Date.now();
     await back.start();
     try {
@@ -203,17 +206,7 @@ describe("operator: HA after host failure", () => {
     assert.equal((await sim?.getDomain(uuid))?.state, "running");
     assert.equal(sim?.watchdogResets, resets, "the host did not reset");
     // The new agent arms the watchdog and says so.
-    const { NodeAgent, SimWatchdog } = await import("@kubexen/node-agent");
-    const next = new NodeAgent({
-      kubeConfig: cp.kubeConfig(),
-      host: "h2",
-      hypervisor: sim as NonNullable<typeof sim>,
-      heartbeatIntervalMs: 500,
-      leaseDurationSeconds: 2,
-      reportIntervalMs: 500,
-      logger: log,
-      fencing: { watchdog: new SimWatchdog(sim as NonNullable<typeof sim>), ...FENCE },
-    });
+    const next = await newAgent("h2", sim as Sim, true);
     await next.start();
     try {
       await until("fencing on again", async () => (await host("h2")).status?.fencing?.enabled === true);

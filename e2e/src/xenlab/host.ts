@@ -31,8 +31,8 @@ export interface LabHostOptions {
   image: LabImage;
   /** host.env and the credentials, written to the host's config disk. */
   config: Record<string, string>;
-  /** One per peer: this side's and the other side's UDP port on loopback, and the peer's address. */
-  links: Array<{ localPort: number; remotePort: number; peerAddr: string }>;
+  /** One per peer, in the order of host.env's LINKS: this side's and the other side's UDP port on loopback. */
+  links: Array<{ localPort: number; remotePort: number }>;
   cmdPort: number;
   memoryMiB?: number;
   dom0MemoryMiB?: number;

@@ -88,7 +88,6 @@ export class XenLab {
           links: peers.map((j) => ({
             localPort: linkPorts.get(`${i}>${j}`) ?? 0,
             remotePort: linkPorts.get(`${j}>${i}`) ?? 0,
-            peerAddr: addr(j),
           })),
           config: {
             "host.env": `${env}\n`,
