@@ -20,7 +20,7 @@ import type {
 } from "../types.ts";
 import { emitXlConfig, toXlConfig } from "./config.ts";
 import { type XlRunner, xlRunner } from "./exec.ts";
-import { capabilities, parseDom0, parseMigrateLine, parseXlListVerbose, xlInfo } from "./parse.ts";
+import { capabilities, parseDom0, parseMigrateLine, parseXlListLong, parseXlListVerbose, xlInfo } from "./parse.ts";
 
 export interface XlDriverOptions {
   /** Where generated xl.cfg files and migration sockets live. */
@@ -91,15 +91,25 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async create(config: DomainConfig, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+    // xl refuses a second name but not a second UUID (Xen keeps it as an opaque handle): a UUID is
+    // our identity for a domain, so a duplicate is refused here, before anything is built.
+    const before = await this.listDomains();
+    const dup = before.find((d) => d.uuid === config.uuid || d.name === config.name);
+    if (dup)
+      throw new HypervisorError(
+        "AlreadyExists",
+        `cannot create ${config.name} (UUID ${config.uuid}): domain ${dup.name} (UUID ${dup.uuid}, domid ${dup.domid}) already has that ${dup.uuid === config.uuid ? "UUID" : "name"} on this host`,
+      );
     await mkdir(this.o.workDir, { recursive: true });
     const path = join(this.o.workDir, `${config.uuid}.cfg`);
     await writeFile(path, emitXlConfig(toXlConfig(config)));
     try {
       await this.xl(["create", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 120_000 });
     } catch (err) {
-      // A failed create can leave a half-built domain: remove it.
+      // A failed create can leave a half-built domain: remove it (only one this call built).
       const left = await this.getDomain(config.uuid).catch(() => undefined);
-      if (left) await this.xl(["destroy", String(left.domid)], { timeoutMs: 30_000 }).catch(() => {});
+      if (left && !before.some((d) => d.domid === left.domid))
+        await this.xl(["destroy", String(left.domid)], { timeoutMs: 30_000 }).catch(() => {});
       throw err;
     }
     const d = await this.getDomain(config.uuid);
@@ -154,9 +164,9 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async restore(path: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
-    const before = new Set((await this.listDomains()).map((d) => d.uuid));
+    const before = new Set((await this.listDomains()).map((d) => d.domid));
     await this.xl(["restore", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 600_000 });
-    const d = (await this.listDomains()).find((x) => !before.has(x.uuid));
+    const d = (await this.listDomains()).find((x) => !before.has(x.domid));
     if (!d) throw new HypervisorError("Failed", `xl restore ${path} returned but no new domain appeared`);
     return d;
   }
@@ -236,6 +246,20 @@ export class XlHypervisor implements Hypervisor {
   async migrateSend(uuid: string, transport: Duplex, opts: MigrateSendOptions = {}): Promise<MigrationStats> {
     const d = await this.getDomain(uuid);
     if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
+    // Refused before xl starts: a pv guest on a Xen without shadow paging fails only once xl has
+    // asked it to suspend, and a guest that does not answer then may be left suspended.
+    const [{ liveMigratable }, long] = await Promise.all([
+      this.hostInfo(),
+      this.xl(["list", "-l", String(d.domid)], { timeoutMs: 15_000 }),
+    ]);
+    const type = parseXlListLong(long.stdout)[0]?.type;
+    if (!type || !liveMigratable.includes(type))
+      throw new HypervisorError(
+        "NotMigratable",
+        `${type ?? "unknown"} guests cannot live-migrate from this host (it live-migrates ${liveMigratable.join(", ") || "none"}): domain ${d.name}`,
+      );
+    if (d.state !== "running" && d.state !== "blocked")
+      throw new HypervisorError("NotMigratable", `domain ${d.name} is ${d.state}, not running`);
     await mkdir(this.o.workDir, { recursive: true });
     const sock = join(this.o.workDir, `migrate-${uuid}.sock`);
     await rm(sock, { force: true });
@@ -327,7 +351,8 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {
-    const before = new Set((await this.listDomains()).map((d) => d.uuid));
+    // By domid: migrating to this same host, the UUID is already here (the source).
+    const before = new Set((await this.listDomains()).map((d) => d.domid));
     let lastLines: string[] = [];
     await new Promise<void>((resolve, reject) => {
       const child = spawn(this.o.xlBin, ["migrate-receive"], { stdio: ["pipe", "pipe", "pipe"] });
@@ -347,7 +372,7 @@ export class XlHypervisor implements Hypervisor {
         else reject(new MigrationError("transfer", `xl migrate-receive exited ${code}: ${lastLines.join(" | ")}`));
       });
     });
-    const d = (await this.listDomains()).find((x) => !before.has(x.uuid) && !x.migration);
+    const d = (await this.listDomains()).find((x) => !before.has(x.domid) && !x.migration);
     if (!d) throw new HypervisorError("Failed", "xl migrate-receive succeeded but no new domain runs here");
     return d;
   }

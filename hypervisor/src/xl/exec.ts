@@ -9,7 +9,7 @@ export interface XlResult {
   stderr: string;
 }
 
-export type XlRunner = (args: string[], opts?: { timeoutMs?: number; input?: string }) => Promise<XlResult>;
+export type XlRunner = (args: string[], opts?: { timeoutMs?: number }) => Promise<XlResult>;
 
 /** libxl error numbers (libxl_types.idl), negated as xl's exit code. */
 const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
@@ -77,7 +77,8 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
     new Promise((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs;
       const cmd = `${bin} ${args.join(" ")}`;
-      const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
+      // No stdin: xl may exit before reading it, and a write to it would fail with EPIPE.
+      const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
       let stderr = "";
       let timedOut = false;
@@ -113,6 +114,5 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
           }),
         );
       });
-      child.stdin.end(opts.input ?? "");
     });
 }
