@@ -39,7 +39,22 @@ base_rootfs() {
   g=$(mktemp -d)
   mkdir -p "$g/bin" "$g/proc" "$g/sys" "$g/dev"
   cp /bin/busybox "$g/bin/"
-  printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox mount -t devtmpfs dev /dev\ni=0\nwhile true; do echo "kubexen-guest alive $i"; i=$((i+1)); /bin/busybox sleep 1; done\n' > "$g/init"
+  cat > "$g/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+i=0
+while true; do
+  echo "kubexen-guest alive $i"
+  i=$((i+1))
+  # What udev does in a full guest: bring vCPUs that `xl vcpu-set` made available online.
+  for f in /sys/devices/system/cpu/cpu*/online; do
+    [ -f "$f" ] && read -r v < "$f" && [ "$v" = 0 ] && echo 1 > "$f"
+  done
+  /bin/busybox sleep 1
+done
+EOF
   chmod +x "$g/init"
   (cd "$g" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$rootfs/guest/initrd"
   rm -rf "$g"
