@@ -357,8 +357,16 @@ xl create /tmp/byhand.cfg`);
       2 * MIN,
       2000,
     );
-    const events = await cp.kubectlOk(["get", "events", "-A", "--field-selector", "reason=OrphanDomain", "-o", "json"]);
-    assert.match(events, /byhand/);
+    // The event follows the status write that reported the orphan.
+    await until(
+      "an OrphanDomain event names byhand",
+      async () =>
+        /byhand/.test(
+          await cp.kubectlOk(["get", "events", "-A", "--field-selector", "reason=OrphanDomain", "-o", "json"]),
+        ),
+      MIN,
+      2000,
+    );
     // Left alone: still there, same domid, after more reports.
     const rec = await onHost(host, uuid);
     await new Promise((r) => setTimeout(r, 20_000));
