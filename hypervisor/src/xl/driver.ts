@@ -177,7 +177,9 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async setVcpus(uuid: string, vcpus: number): Promise<void> {
-    await this.xl(["vcpu-set", await this.domid(uuid), String(vcpus)], { timeoutMs: 30_000 });
+    // --ignore-host: xl refuses more vCPUs than the host has CPUs here, though `xl create` does
+    // not; the operator placed the domain with its maxVcpus, so this is its decision, not xl's.
+    await this.xl(["vcpu-set", "--ignore-host", await this.domid(uuid), String(vcpus)], { timeoutMs: 30_000 });
   }
 
   async setCredit2(uuid: string, p: { weight: number; cap: number }): Promise<void> {
