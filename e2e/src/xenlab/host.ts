@@ -95,10 +95,8 @@ export class LabHost {
       // (Adding AES-NI and SSE4 made the TLS migration streams slower here, not faster.)
       o.accel === "kvm" ? "host" : "qemu64,+svm,+npt",
       "-smp",
-      // One CPU under TCG: with two, guests of the nested Xen died now and then (triple faults
-      // after intercepted instructions with a thread per vCPU; a lost kernel GS base, panicking,
-      // with one thread for both), about one guest in ten per live migration. With one, none did.
-      String(o.cpus ?? (o.accel === "kvm" ? 2 : 1)),
+      // Two CPUs, a TCG thread each (e2e/xenlab/README.md says what one thread or one CPU did).
+      String(o.cpus ?? 2),
       "-m",
       String(o.memoryMiB ?? 2048),
       "-display",
