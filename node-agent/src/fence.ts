@@ -144,6 +144,8 @@ export class Fencer {
   private lastRenew = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private fenced = false;
+  private lastTick = 0;
+  private intervalMs = 1000;
   constructor(o: FencerOptions) {
     this.o = o;
   }
@@ -153,7 +155,9 @@ export class Fencer {
   start(): void {
     this.lastRenew = Date.now();
     this.o.watchdog.start(this.o.watchdogTimeoutMs);
-    this.timer = setInterval(() => this.tick(), Math.max(100, Math.min(1000, this.o.watchdogTimeoutMs / 4)));
+    this.lastTick = Date.now();
+    this.intervalMs = Math.max(100, Math.min(1000, this.o.watchdogTimeoutMs / 4));
+    this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
   }
   /** The heartbeat Lease was renewed. */
@@ -162,6 +166,16 @@ export class Fencer {
   }
   private tick(): void {
     if (this.fenced) return;
+    // A late feed means the process (or the whole dom0) was stalled: past the watchdog's timeout
+    // the host resets although the Lease is fresh. Say so while it is still a warning.
+    const now = Date.now();
+    const lateMs = now - this.lastTick - this.intervalMs;
+    this.lastTick = now;
+    if (lateMs > this.o.watchdogTimeoutMs / 4)
+      this.o.log.warn(
+        { lateMs, watchdogTimeoutMs: this.o.watchdogTimeoutMs },
+        "the watchdog was fed late: the agent's process was stalled",
+      );
     if (Date.now() - this.lastRenew > this.o.fenceTimeoutMs) {
       this.fenced = true;
       this.o.log.error(
