@@ -64,6 +64,16 @@ export const XenMigrationStatusSchema = z
       .describe(
         "The bandwidth limit in force, in MiB/s (0: none): the migration's own, else the domain's, else the policy's.",
       ),
+    autoConverge: z
+      .boolean()
+      .optional()
+      .describe("Whether auto-converge is on for this migration: the domain's setting, else the policy's."),
+    throttlePercent: z
+      .int()
+      .min(0)
+      .max(99)
+      .optional()
+      .describe("The highest CPU throttle auto-converge applied to the guest, in percent."),
     bytesTransferred: z.int().min(0).optional().describe("Bytes sent so far."),
     rounds: z.int().min(0).optional().describe("Pre-copy rounds, where the hypervisor reports them."),
     dirtyPages: z.int().min(0).optional().describe("Pages dirtied in the last round."),

@@ -1,3 +1,4 @@
+export { autoConvergeThrottle, throttleCap } from "./autoconverge.ts";
 export * from "./errors.ts";
 export { type MigrationFaultPhase, type SimFaults, type SimHostOptions, SimHypervisor } from "./sim/driver.ts";
 export { PAGE_BYTES, type PrecopyInput, type PrecopyPlan, planPrecopy } from "./sim/precopy.ts";

@@ -53,6 +53,8 @@ export interface MigrationProgress {
   round: number;
   bytesSent: number;
   dirtyPages?: number;
+  /** The CPU throttle auto-converge applies now (0 to 0.99). */
+  throttle?: number;
 }
 
 export interface MigrationStats {
@@ -60,6 +62,8 @@ export interface MigrationStats {
   rounds: number;
   downtimeMs: number;
   totalMs: number;
+  /** The highest CPU throttle auto-converge applied (0 to 0.99). */
+  throttle?: number;
 }
 
 export interface MigrateSendOptions {

@@ -9,12 +9,14 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
+  autoConvergeThrottle,
   type DomainConfig,
   MigrationError,
   type MigrationFaultPhase,
   PAGE_BYTES,
   planPrecopy,
   SimHypervisor,
+  throttleCap,
 } from "../src/index.ts";
 import { tcpPair } from "./link.ts";
 
@@ -50,6 +52,27 @@ describe("pre-copy model", () => {
     assert.equal(p.rounds.length, 5);
     assert.equal(p.converged, false);
     assert.ok(p.downtimeMs > 100);
+  });
+
+  it("auto-converge throttles from memory sent again: none before half, 20% at half, 10% more per quarter", () => {
+    const mem = 2 ** 30;
+    const cases: Array<[number, number]> = [
+      [0, 0],
+      [1, 0],
+      [1.49, 0],
+      [1.5, 0.2],
+      [1.74, 0.2],
+      [1.75, 0.3],
+      [2, 0.4],
+      [3.5, 0.99],
+      [100, 0.99],
+    ];
+    for (const [sent, want] of cases)
+      assert.equal(autoConvergeThrottle(mem, sent * mem).toFixed(2), want.toFixed(2), `after ${sent}x memory`);
+    assert.throws(() => autoConvergeThrottle(0, 1), /memoryBytes must be positive, got 0/);
+    assert.equal(throttleCap(2, 0.2), 160, "two vCPUs throttled by 20%");
+    assert.equal(throttleCap(2, 0.5, 50), 25, "a guest's own cap throttled by half");
+    assert.equal(throttleCap(1, 0.99), 1, "never 0, which means no cap");
   });
 
   it("auto-converge lowers the downtime of a guest that does not converge", () => {

@@ -205,13 +205,17 @@ export class MigrationRoles implements Admission {
         const stream = bw ? throttled(sock, bw * 2 ** 20) : sock;
         const stats = await this.d.hv.migrateSend(domainUUID, stream, {
           bandwidthMiBps: bw,
+          autoConverge: m.status?.autoConverge ?? false,
           signal: abort.signal,
           onProgress: (p) => {
             if (Date.now() - lastWrite < 1000) return;
             lastWrite = Date.now();
-            void this.progress(m, { bytesTransferred: p.bytesSent, rounds: p.round, dirtyPages: p.dirtyPages }).catch(
-              () => {},
-            );
+            void this.progress(m, {
+              bytesTransferred: p.bytesSent,
+              rounds: p.round,
+              dirtyPages: p.dirtyPages,
+              throttlePercent: p.throttle ? Math.round(p.throttle * 100) : undefined,
+            }).catch(() => {});
           },
         });
         await this.progress(m, {
@@ -219,6 +223,7 @@ export class MigrationRoles implements Admission {
           rounds: stats.rounds,
           downtimeMs: Math.round(stats.downtimeMs),
           totalTimeMs: Math.round(stats.totalMs),
+          throttlePercent: stats.throttle ? Math.round(stats.throttle * 100) : undefined,
         });
         await this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`);
       } catch (err) {

@@ -176,6 +176,7 @@ export class MigrationController {
           xd.spec.migration?.bandwidthMiBps ??
           this.d.policies.get("default")?.spec.bandwidthMiBps ??
           0,
+        autoConverge: xd.spec.migration?.autoConverge ?? this.d.policies.get("default")?.spec.autoConverge ?? false,
       });
     }
 
@@ -300,6 +301,7 @@ export class MigrationController {
       domainUUID: s.domainUUID,
       memoryMiB: s.memoryMiB,
       bandwidthMiBps: s.bandwidthMiBps,
+      autoConverge: s.autoConverge,
       startTime: s.startTime,
       phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: rfc3339() },
       ...fields,

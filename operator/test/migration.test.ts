@@ -109,4 +109,29 @@ describe("operator: live migration with sim hosts", () => {
       /cannot live-migrate: pv guests cannot live-migrate from xen-\d: Xen on this host has no shadow paging/,
     );
   });
+
+  it("throttles a guest that dirties memory as fast as the link carries it, where auto-converge is on", async () => {
+    await domain("busy", { memory: "1Gi", migration: { autoConverge: true } });
+    await domain("busy-plain", { memory: "1Gi" });
+    for (const name of ["busy", "busy-plain"]) {
+      await until(`${name} running`, async () => (await xd(name)).status?.phase === "Running");
+      const d = await xd(name);
+      // The sim's link carries 1250 MiB/s: 320,000 pages a second; this guest dirties as many.
+      fleet.sims.get(d.status?.host ?? "")?.setWorkload(d.status?.uuid ?? "", { load: 1, dirtyPagesPerSec: 320_000 });
+      await migrate(`${name}-move`, name);
+      await until(`${name} migrated`, () => ended(`${name}-move`), 60_000);
+    }
+    const on = await mig("busy-move");
+    const off = await mig("busy-plain-move");
+    assert.equal(on.status?.phase, "Succeeded", on.status?.failureReason);
+    assert.equal(off.status?.phase, "Succeeded", off.status?.failureReason);
+    assert.equal(on.status?.autoConverge, true, "the domain's setting is in force");
+    assert.equal(off.status?.autoConverge, false, "the policy's default (off)");
+    assert.ok((on.status?.throttlePercent ?? 0) >= 20, `throttled by ${on.status?.throttlePercent}%`);
+    assert.equal(off.status?.throttlePercent, undefined);
+    assert.ok(
+      (on.status?.downtimeMs ?? 0) < (off.status?.downtimeMs ?? 0),
+      `downtime ${on.status?.downtimeMs} ms throttled, ${off.status?.downtimeMs} ms not`,
+    );
+  });
 });

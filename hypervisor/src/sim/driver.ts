@@ -587,7 +587,12 @@ export class SimHypervisor implements Hypervisor {
         await this.sendRound(transport, round.pages, round.seconds, opts.signal);
         if (this.takeFault("send", "precopy")) throw new Error("injected fault");
         bytesSent += round.pages * PAGE_BYTES;
-        opts.onProgress?.({ round: i + 1, bytesSent, dirtyPages: plan.rounds[i + 1]?.pages ?? plan.final.pages });
+        opts.onProgress?.({
+          round: i + 1,
+          bytesSent,
+          dirtyPages: plan.rounds[i + 1]?.pages ?? plan.final.pages,
+          throttle: plan.rounds[i + 1]?.throttle ?? plan.final.throttle,
+        });
       }
     } catch (err) {
       throw fail("precopy", err);
@@ -638,6 +643,7 @@ export class SimHypervisor implements Hypervisor {
       rounds: plan.rounds.length + 1,
       downtimeMs: plan.downtimeMs,
       totalMs: Math.max(plan.totalMs, Date.now() - t0),
+      throttle: plan.final.throttle,
     };
   }
 

@@ -4,9 +4,9 @@
 //   than `stopThresholdPages` are dirty, the guest is paused and the rest is
 //   sent (stop-and-copy): that last round plus a fixed resume cost is the
 //   downtime.
-// With autoConverge, a round that does not shrink the dirty set by 20%
-// raises a CPU throttle (20%, then +10% a round, at most 99%) that slows
-// dirtying proportionally, as a credit2 cap does.
+// With autoConverge, the throttle the drivers apply (autoconverge.ts, from
+// the memory sent again) slows dirtying proportionally, as a credit2 cap does.
+import { autoConvergeThrottle } from "../autoconverge.ts";
 
 export const PAGE_BYTES = 4096;
 
@@ -57,6 +57,7 @@ export function planPrecopy(i: PrecopyInput): PrecopyPlan {
   let throttle = 0;
   let toSend = totalPages;
   let converged = false;
+  let sentPages = 0;
   for (let r = 0; r < maxRounds; r++) {
     const seconds = toSend * pageSec;
     rounds.push({ pages: toSend, seconds, throttle });
@@ -66,13 +67,13 @@ export function planPrecopy(i: PrecopyInput): PrecopyPlan {
       converged = true;
       break;
     }
-    if (i.autoConverge && r > 0 && dirtied > toSend * 0.8)
-      throttle = throttle === 0 ? 0.2 : Math.min(0.99, throttle + 0.1);
+    sentPages += toSend;
+    if (i.autoConverge) throttle = autoConvergeThrottle(totalPages * PAGE_BYTES, sentPages * PAGE_BYTES);
     toSend = dirtied;
   }
   const finalSeconds = toSend * pageSec;
   const final = { pages: toSend, seconds: finalSeconds, throttle };
-  const sentPages = rounds.reduce((s, r) => s + r.pages, 0) + toSend;
+  sentPages = rounds.reduce((s, r) => s + r.pages, 0) + toSend;
   const downtimeMs = finalSeconds * 1000 + overheadMs;
   const totalMs = rounds.reduce((s, r) => s + r.seconds, 0) * 1000 + downtimeMs;
   return { rounds, final, bytes: sentPages * PAGE_BYTES, downtimeMs, totalMs, converged };

@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
+import { autoConvergeThrottle, throttleCap } from "../autoconverge.ts";
 import { HypervisorError, MigrationError } from "../errors.ts";
 import type {
   DomainConfig,
@@ -254,7 +255,8 @@ export class XlHypervisor implements Hypervisor {
       this.hostInfo(),
       this.xl(["list", "-l", String(d.domid)], { timeoutMs: 15_000 }),
     ]);
-    const type = parseXlListLong(long.stdout)[0]?.type;
+    const details = parseXlListLong(long.stdout)[0];
+    const type = details?.type;
     if (!type || !liveMigratable.includes(type))
       throw new HypervisorError(
         "NotMigratable",
@@ -284,7 +286,26 @@ export class XlHypervisor implements Hypervisor {
     let permissionAt: number | undefined;
     let outcome: { ok: boolean; resumed?: boolean; message?: string } | undefined;
     let lastLines: string[] = [];
-    const ticker = setInterval(() => opts.onProgress?.({ round, bytesSent: sent, dirtyPages }), 1000);
+    // Auto-converge: a credit2 cap, tightened as memory is sent again (autoconverge.ts), lifted
+    // again if the guest stays here.
+    let throttle = 0;
+    let capping: Promise<void> = Promise.resolve();
+    const ownCap = details?.cap ?? 0;
+    const converge = () => {
+      if (!opts.autoConverge) return;
+      const t = autoConvergeThrottle(d.memoryMiB * 2 ** 20, sent);
+      if (t <= throttle) return;
+      throttle = t;
+      const cap = throttleCap(d.vcpus, t, ownCap);
+      capping = capping
+        .then(() => this.xl(["sched-credit2", "-d", String(d.domid), "-c", String(cap)], { timeoutMs: 10_000 }))
+        .then(() => undefined)
+        .catch(() => {});
+    };
+    const ticker = setInterval(() => {
+      converge();
+      opts.onProgress?.({ round, bytesSent: sent, dirtyPages, throttle });
+    }, 1000);
     // xl does not say when it suspends the guest for the last copy; its state does ("---ss-").
     // Watched only once the first full pass is sent: each xl call costs the emulated or busy dom0
     // CPU the transfer needs.
@@ -347,9 +368,24 @@ export class XlHypervisor implements Hypervisor {
       clearInterval(watcher);
       server.close();
       await rm(sock, { force: true });
+      await capping;
+      if (throttle > 0) {
+        // Still here (a failed migration resumes the guest): its own cap again.
+        const here = await this.getDomain(uuid).catch(() => undefined);
+        if (here && here.migration !== "migratedaway")
+          await this.xl(["sched-credit2", "-d", String(here.domid), "-c", String(ownCap)], { timeoutMs: 10_000 }).catch(
+            () => {},
+          );
+      }
     }
     const end = Date.now();
-    return { bytes: sent, rounds: round, downtimeMs: suspendedAt ? end - suspendedAt : 0, totalMs: end - t0 };
+    return {
+      bytes: sent,
+      rounds: round,
+      downtimeMs: suspendedAt ? end - suspendedAt : 0,
+      totalMs: end - t0,
+      throttle,
+    };
   }
 
   async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {
