@@ -23,6 +23,18 @@ export async function runDrain(size: "small" | "full") {
   );
   const op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
   await op.start();
+  // When each transfer runs on the source, to tell transfer time from the time between transfers.
+  const sends: Array<{ start: number; end: number }> = [];
+  const src = fleet.sims.get("src");
+  if (src) {
+    const send = src.migrateSend.bind(src);
+    src.migrateSend = async (uuid, transport, opts) => {
+      const start = Date.now();
+      const stats = await send(uuid, transport, opts);
+      sends.push({ start, end: Date.now() });
+      return stats;
+    };
+  }
   try {
     await until("hosts", async () => (await client.list(resources.xenHosts)).items.length === 4, 30_000);
     for (const h of ["t1", "t2", "t3"])
@@ -64,7 +76,22 @@ export async function runDrain(size: "small" | "full") {
     );
     const makespanS = (Date.now() - t0) / 1000;
     const boundS = (n * memMiB) / (2 * linkMiBps);
-    return { domains: n, memoryMiB: memMiB, linkMiBps, makespanS, boundS, ratio: makespanS / boundS, firstEta: eta };
+    // Transfers: their mean length against memory / link, and what is left of the two streams'
+    // time (2 x makespan) for everything between transfers (admission, target choice, handover).
+    const transferS = sends.reduce((a, x) => a + (x.end - x.start), 0) / 1000;
+    return {
+      domains: n,
+      memoryMiB: memMiB,
+      linkMiBps,
+      makespanS,
+      boundS,
+      ratio: makespanS / boundS,
+      firstEta: eta,
+      meanTransferS: sends.length ? transferS / sends.length : undefined,
+      idealTransferS: memMiB / linkMiBps,
+      betweenTransfersS: 2 * makespanS - transferS,
+      firstTransferAfterS: sends.length ? (Math.min(...sends.map((x) => x.start)) - t0) / 1000 : undefined,
+    };
   } finally {
     await op.stop();
     await fleet.stop();

@@ -95,6 +95,14 @@ export function render(r: {
       `Lower bound: memory moved / (2 outbound streams × link bandwidth). Goal: within 1.2×: ${d.ratio <= 1.2 ? "met" : "not met"}.`,
       "",
     );
+    if (d.meanTransferS !== undefined)
+      md.push(
+        `Where the time goes: a transfer takes ${f(d.meanTransferS)} s on average (${f(d.idealTransferS)} s is memory / link; the`,
+        `rest is pre-copy sending dirtied pages again); the first starts ${f(d.firstTransferAfterS)} s after the XenMaintenance is`,
+        `created; of the two streams' ${f(2 * d.makespanS, 1)} s, ${f(d.betweenTransfersS, 1)} s pass between transfers (admission,`,
+        "target choice, the target's readiness, the handover and the reports that end one migration and start the next).",
+        "",
+      );
   } else notRun("drain");
 
   md.push("## 4. Balancer quality", "");
@@ -185,7 +193,7 @@ export function render(r: {
     md.push(
       where(r.precopy),
       "",
-      `Pre-copy at ${p.bandwidthMiBps} MiB/s (10 GbE); the guest rewrites up to a quarter of its memory; dirty rate as a fraction of the bandwidth.`,
+      `Pre-copy at ${p.bandwidthMiBps} MiB/s (10 GbE), at most 5 rounds before stop-and-copy (Xen's default); the guest rewrites up to a quarter of its memory; dirty rate as a fraction of the bandwidth. Auto-converge (hypervisor/src/autoconverge.ts) caps the guest's CPU by 20% once half its memory has been sent again, 10% more for every further quarter: up to half the bandwidth, pre-copy converges by itself and it never engages; the rows at 0.75 and 1 show what it does for a guest that does not converge.`,
       "",
     );
     md.push(

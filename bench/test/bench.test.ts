@@ -47,6 +47,19 @@ describe("benchmarks at a small size", () => {
     assert.ok(optimum(hosts, domains, 2) <= one + 1e-12, "more moves never hurt the optimum");
   });
 
+  it("pre-copy: auto-converge lowers the downtime where pre-copy does not converge, and only there", () => {
+    const { rows } = runPrecopy("small");
+    for (const off of rows.filter((x) => !x.autoConverge)) {
+      const on = rows.find(
+        (x) => x.autoConverge && x.memoryGiB === off.memoryGiB && x.dirtyFraction === off.dirtyFraction,
+      );
+      assert.ok(on, `a row with auto-converge for ${off.memoryGiB} GiB at ${off.dirtyFraction}`);
+      if (off.dirtyFraction <= 0.5)
+        assert.equal(on.downtimeMs, off.downtimeMs, `${off.memoryGiB} GiB at ${off.dirtyFraction}`);
+      else assert.ok(on.downtimeMs < off.downtimeMs * 0.75, `${on.downtimeMs} ms vs ${off.downtimeMs} ms`);
+    }
+  });
+
   it("migration overhead, drain and scale run against a real control plane", async () => {
     const mg = await runMigration("small");
     assert.equal(mg.samples.toFirstByte.length, mg.migrations);
