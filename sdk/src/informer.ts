@@ -111,6 +111,20 @@ export class Informer<T extends KubeObject = KubeObject> {
     return true;
   }
 
+  /**
+   * After a write of `key` made at `before` that returned `written`: waits until the cache shows
+   * it (or something later). A write that changed nothing keeps its resourceVersion: no wait.
+   */
+  async waitForWrite(
+    key: string,
+    before: string | undefined,
+    written: KubeObject | undefined,
+    timeoutMs = 5000,
+  ): Promise<boolean> {
+    if (written?.metadata.resourceVersion !== undefined && written.metadata.resourceVersion === before) return true;
+    return this.waitForChange(key, before, timeoutMs);
+  }
+
   list(): T[] {
     return [...this.cache.values()];
   }

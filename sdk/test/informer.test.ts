@@ -63,6 +63,28 @@ describe("informer", () => {
     await inf.stop();
   });
 
+  it("waits for its own writes to show, and not for a write that changed nothing", async () => {
+    await c.client.create(widgets, widget("ww", { size: 1 }));
+    const inf = new Informer<Widget>(c.client, widgets, {
+      namespace: "sdk-test",
+      logger: quietLogger,
+      metrics: c.metrics,
+    });
+    inf.start();
+    await inf.synced();
+    await until("cached", () => inf.get("sdk-test/ww") !== undefined);
+    const before = inf.get("sdk-test/ww")?.metadata.resourceVersion;
+    // The same content again: the API server keeps the resourceVersion, no event will come.
+    const same = await c.client.mergePatch<Widget>(widgets, "ww", "sdk-test", { spec: { size: 1 } });
+    assert.equal(same.metadata.resourceVersion, before);
+    assert.equal(await inf.waitForWrite("sdk-test/ww", before, same, 0), true, "nothing to wait for");
+    assert.equal(await inf.waitForChange("sdk-test/ww", before, 0), false, "waitForChange would wait it out");
+    const changed = await c.client.mergePatch<Widget>(widgets, "ww", "sdk-test", { spec: { size: 2 } });
+    assert.equal(await inf.waitForWrite("sdk-test/ww", before, changed, 30_000), true);
+    assert.equal(inf.get("sdk-test/ww")?.spec.size, 2, "the cache shows the write once waited for");
+    await inf.stop();
+  });
+
   it("filters with label and field selectors", async () => {
     await c.client.create(widgets, widget("sel-a", { size: 1, flag: "on" }, "sdk-test", { tier: "web" }));
     await c.client.create(widgets, widget("sel-b", { size: 1, flag: "off" }, "sdk-test", { tier: "web" }));
