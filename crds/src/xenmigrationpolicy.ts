@@ -11,19 +11,23 @@ export const XenMigrationPolicySpecSchema = z
       .min(1)
       .max(1000)
       .default(5)
-      .describe("Migrations transferring at once in the cluster."),
+      .describe(
+        "Migrations transferring at once in the cluster; as many more may be staged (target chosen and ready) to start the moment a transfer ends.",
+      ),
     parallelOutboundMigrationsPerHost: z
       .int()
       .min(1)
       .max(64)
       .default(2)
-      .describe("Migrations leaving one host at once."),
+      .describe(
+        "Migrations sending from one host at once; as many more may be staged to start the moment one is done sending.",
+      ),
     parallelInboundMigrationsPerHost: z
       .int()
       .min(1)
       .max(64)
       .default(2)
-      .describe("Migrations arriving at one host at once."),
+      .describe("Migrations arriving at one host at once, staged ones included (each holds room there)."),
     completionTimeoutPerGiB: z
       .int()
       .min(1)

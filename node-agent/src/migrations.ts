@@ -218,14 +218,15 @@ export class MigrationRoles implements Admission {
             }).catch(() => {});
           },
         });
-        await this.progress(m, {
+        // The stats and the report in one write: the report frees this host's stream for the next.
+        await this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`, {
           bytesTransferred: stats.bytes,
           rounds: stats.rounds,
           downtimeMs: Math.round(stats.downtimeMs),
           totalTimeMs: Math.round(stats.totalMs),
           throttlePercent: stats.throttle ? Math.round(stats.throttle * 100) : undefined,
+          progressTime: rfc3339(),
         });
-        await this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`);
       } catch (err) {
         const ambiguous = err instanceof MigrationError && err.ambiguous;
         this.d.log.warn({ migration: key, err: errorMessage(err), ambiguous }, "sending a migration failed");
@@ -258,6 +259,7 @@ export class MigrationRoles implements Admission {
     status: "True" | "False",
     reason: string,
     message: string,
+    fields: Record<string, number | string | undefined> = {},
   ): Promise<void> {
     const mine = conds(m).filter((c) => c.type === type);
     const conditions = setCondition(mine, {
@@ -273,7 +275,7 @@ export class MigrationRoles implements Admission {
         apiVersion: "kubexen.io/v1alpha1",
         kind: "XenMigration",
         metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
-        status: { conditions },
+        status: { ...fields, conditions },
       },
       `${this.d.fieldManager}-${type}`,
     );

@@ -242,12 +242,12 @@ export class BalancerController {
       mode === "Ready" ? markReady(list, gen, reason, message) : markReconciling(list, gen, reason, message);
     const status = { ...(b.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
-    await this.d.client.applyStatus(
+    const written = await this.d.client.applyStatus(
       resources.xenBalancers,
       { apiVersion: "kubexen.io/v1alpha1", kind: "XenBalancer", metadata: { name: b.metadata.name }, status },
       BALANCER_MANAGER,
     );
-    await this.d.balancers.waitForChange(b.metadata.name ?? "", b.metadata.resourceVersion);
+    await this.d.balancers.waitForWrite(b.metadata.name ?? "", b.metadata.resourceVersion, written);
     return undefined;
   }
 }

@@ -38,6 +38,9 @@ import { releaseDomain } from "./release.ts";
 
 export const MAINTENANCE_FINALIZER = "kubexen.io/maintenance";
 export const MAINTENANCE_MANAGER = "kubexen-maintenance";
+/** Migrations that have not started sending: a cancelled maintenance withdraws them. */
+const STAGED_OR_QUEUED = new Set(["Pending", "Scheduling", "PreparingTarget"]);
+
 export const MAINTENANCE_LABEL = "kubexen.io/maintenance";
 
 export interface MaintenanceDeps {
@@ -170,8 +173,11 @@ export class MaintenanceController {
       remainingMiB,
       parallel,
     );
-    const drained = remaining === 0;
-    const onlyBlocked = !drained && blocked.length === remaining;
+    // A migration hands the domain over before it is marked Succeeded: settled only once none is in flight,
+    // so that the counts reported with Drained or Blocked are final.
+    const inFlight = owned.some((x) => !isFinishedPhase(x.status?.phase));
+    const drained = remaining === 0 && !inFlight;
+    const onlyBlocked = remaining > 0 && blocked.length === remaining && !inFlight;
     const phase = drained ? "Drained" : onlyBlocked ? "Blocked" : "Draining";
     const message = drained
       ? `${host} is empty: ${migrated} migrated, ${restartedDomains.length} restarted`
@@ -311,23 +317,33 @@ export class MaintenanceController {
     if (!hasFinalizer(m, MAINTENANCE_FINALIZER)) return undefined;
     const owned = this.owned(m);
     let withdrawn = 0;
+    const gone = new Set<string>();
     for (const x of owned) {
-      const phase = x.status?.phase ?? "Pending";
-      if (phase === "Pending") {
-        await this.d.client
-          .delete(resources.xenMigrations, x.metadata.name ?? "", x.metadata.namespace, { uid: x.metadata.uid })
-          .catch((err: { statusCode?: number }) => {
-            if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
-          });
+      // Queued or staged: nothing sent yet, so it can be withdrawn; only as the operator last saw
+      // it (a migration that has just started sending is left to finish).
+      if (!STAGED_OR_QUEUED.has(x.status?.phase ?? "Pending")) continue;
+      const removed = await this.d.client
+        .delete(resources.xenMigrations, x.metadata.name ?? "", x.metadata.namespace, {
+          uid: x.metadata.uid,
+          resourceVersion: x.metadata.resourceVersion,
+        })
+        .then(
+          () => true,
+          (err: { statusCode?: number }) => {
+            if (err.statusCode === 404) return true;
+            if (err.statusCode === 409) return false;
+            throw err;
+          },
+        );
+      if (removed) {
         withdrawn++;
+        gone.add(x.metadata.uid ?? "");
       }
     }
     // Evictions not yet carried out are called off: those domains stay (or start again) where they are.
     for (const x of this.d.domains.list())
       if (x.status?.eviction?.by === this.by(m) && x.status.host === m.spec.host) await this.clearEviction(x);
-    const running = owned.filter(
-      (x) => !isFinishedPhase(x.status?.phase) && (x.status?.phase ?? "Pending") !== "Pending",
-    );
+    const running = owned.filter((x) => !isFinishedPhase(x.status?.phase) && !gone.has(x.metadata.uid ?? ""));
     if (running.length > 0) {
       await this.report(
         m,
@@ -379,7 +395,7 @@ export class MaintenanceController {
     const stable = (o: object) =>
       JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
     if (m.status && stable(m.status) === stable(status)) return undefined;
-    await this.d.client.applyStatus(
+    const written = await this.d.client.applyStatus(
       resources.xenMaintenances,
       { apiVersion: "kubexen.io/v1alpha1", kind: "XenMaintenance", metadata: { name: m.metadata.name }, status },
       MAINTENANCE_MANAGER,
@@ -392,7 +408,7 @@ export class MaintenanceController {
         "Drain",
         message,
       );
-    await this.d.maintenances.waitForChange(m.metadata.name ?? "", m.metadata.resourceVersion);
+    await this.d.maintenances.waitForWrite(m.metadata.name ?? "", m.metadata.resourceVersion, written);
     return undefined;
   }
 }

@@ -60,32 +60,60 @@ export const isFinishedPhase = (phase: string | undefined) =>
   phase === "Succeeded" || phase === "Failed" || phase === "Aborted";
 export const isFinished = (m: MigrationView) => isFinishedPhase(m.phase);
 
-/**
- * Which Pending migrations may start now: highest priority first, then oldest,
- * within the cluster limit and each source host's outbound limit, never two
- * of one domain at once. (Inbound
- * limits are enforced when the target is chosen, see `targetHasInboundRoom`.)
- */
-export function admit(all: MigrationView[], limits: MigrationLimits): string[] {
-  const active = all.filter(isActive);
-  let clusterFree = limits.cluster - active.length;
-  const outbound = new Map<string, number>();
-  const moving = new Set(active.map((m) => m.domain));
-  for (const m of active) if (m.sourceHost) outbound.set(m.sourceHost, (outbound.get(m.sourceHost) ?? 0) + 1);
-  const pending = all
-    .filter((m) => m.phase === "Pending")
-    .sort((a, b) => b.priority - a.priority || a.createdMs - b.createdMs || a.key.localeCompare(b.key));
-  const admitted: string[] = [];
-  for (const m of pending) {
+/** Holding one of its source's transfer streams: told to send, and the source not done. */
+export const isStreaming = (m: MigrationView) => m.phase === "Transferring" && m.sourceDone?.status !== "True";
+/** Admitted, not yet sending: its target is being chosen or made ready. */
+export const isStaged = (m: MigrationView) => m.phase === "Scheduling" || m.phase === "PreparingTarget";
+
+const byRank = (a: MigrationView, b: MigrationView) =>
+  b.priority - a.priority || a.createdMs - b.createdMs || a.key.localeCompare(b.key);
+
+/** Greedily picks `candidates` (best rank first) while `holding` plus the picked stay within the limits. */
+function pick(candidates: MigrationView[], holding: MigrationView[], limits: MigrationLimits, moving: Set<string>) {
+  let clusterFree = limits.cluster - holding.length;
+  const perSource = new Map<string, number>();
+  for (const m of holding) if (m.sourceHost) perSource.set(m.sourceHost, (perSource.get(m.sourceHost) ?? 0) + 1);
+  const picked: string[] = [];
+  for (const m of [...candidates].sort(byRank)) {
     if (clusterFree <= 0) break;
     const src = m.sourceHost ?? "";
-    if ((outbound.get(src) ?? 0) >= limits.outboundPerHost || moving.has(m.domain)) continue;
-    admitted.push(m.key);
+    if ((perSource.get(src) ?? 0) >= limits.outboundPerHost || moving.has(m.domain)) continue;
+    picked.push(m.key);
     moving.add(m.domain);
-    outbound.set(src, (outbound.get(src) ?? 0) + 1);
+    perSource.set(src, (perSource.get(src) ?? 0) + 1);
     clusterFree--;
   }
-  return admitted;
+  return picked;
+}
+
+/**
+ * Which Pending migrations may be staged now (target chosen and made ready ahead of their
+ * transfer): highest priority first, then oldest, at most the cluster limit staged in all and the
+ * outbound limit per source host, never two of one domain at once. Staging ahead is what lets the
+ * next transfer start the moment a stream frees, instead of after several round trips through the
+ * API server. (Inbound limits are enforced when the target is chosen, see `targetHasInboundRoom`.)
+ */
+export function admit(all: MigrationView[], limits: MigrationLimits): string[] {
+  const moving = new Set(all.filter(isActive).map((m) => m.domain));
+  return pick(
+    all.filter((m) => m.phase === "Pending"),
+    all.filter(isStaged),
+    limits,
+    moving,
+  );
+}
+
+/**
+ * Which staged migrations whose target is ready may start sending now: within the cluster limit
+ * of transfers in all and the outbound limit per source host, in the same order as admission.
+ */
+export function mayStream(all: MigrationView[], limits: MigrationLimits): string[] {
+  return pick(
+    all.filter((m) => m.phase === "PreparingTarget" && m.targetReady?.status === "True"),
+    all.filter(isStreaming),
+    limits,
+    new Set(),
+  );
 }
 
 /** Whether `host` can take one more incoming migration. */

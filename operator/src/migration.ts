@@ -27,8 +27,10 @@ import {
   admit,
   DEFAULT_LIMITS,
   isFinished,
+  isFinishedPhase,
   type MigrationLimits,
   type MigrationView,
+  mayStream,
   step,
   targetHasInboundRoom,
 } from "./migration-plan.ts";
@@ -107,12 +109,19 @@ export class MigrationController {
     };
   }
 
-  /** Migrations waiting for a slot (to retry when one frees up). */
+  /** Migrations waiting for a slot: those ready to send first (a stream waits on them), then those to stage. */
   waiting(): string[] {
-    return this.d.migrations
-      .list()
-      .filter((m) => (m.status?.phase ?? "Pending") === "Pending")
-      .map(objectKey);
+    const all = this.d.migrations.list();
+    const ready = all.filter(
+      (m) => m.status?.phase === "PreparingTarget" && report(m, "TargetReady")?.status === "True",
+    );
+    const pending = all.filter((m) => (m.status?.phase ?? "Pending") === "Pending");
+    return [...ready, ...pending].map(objectKey);
+  }
+
+  /** Whether this migration no longer holds a slot: ended, or its source is done sending. */
+  freedSlot(m: XenMigration): boolean {
+    return isFinishedPhase(m.status?.phase) || report(m, "SourceDone")?.status === "True";
   }
 
   /** Unfinished migrations from or to `host` (to settle when its fencing changes). */
@@ -226,8 +235,20 @@ export class MigrationController {
     switch (s.kind) {
       case "wait":
         return s.recheckMs ? { requeueAfterMs: s.recheckMs } : undefined;
-      case "transfer":
-        return this.setPhase(m, "Transferring", { startTime: rfc3339() });
+      case "transfer": {
+        // Staged ahead, it sends once a stream is free: checked against every migration's state, one
+        // at a time like admission, so that two never take the last stream.
+        const key = objectKey(m);
+        const turn = this.admission.then(async () => {
+          const fresh = this.d.migrations.get(key) ?? m;
+          if (fresh.status?.phase !== "PreparingTarget") return { requeueAfterMs: 10 };
+          const all = this.d.migrations.list().map((x) => this.view(x));
+          if (!mayStream(all, limits).includes(key)) return { requeueAfterMs: 2000 };
+          return this.setPhase(fresh, "Transferring", { startTime: rfc3339() });
+        });
+        this.admission = turn.catch(() => {});
+        return turn;
+      }
       case "fail":
         return this.finish(m, "Failed", s.reason);
       case "abort":
@@ -262,7 +283,7 @@ export class MigrationController {
 
   /** Asks the source agent to stop sending; the migration ends on its report (see migration-plan.ts). */
   private async requestAbort(m: XenMigration, reason: string): Promise<ReconcileResult> {
-    await this.d.client.applyStatus(
+    const written = await this.d.client.applyStatus(
       resources.xenMigrations,
       {
         apiVersion: "kubexen.io/v1alpha1",
@@ -284,7 +305,7 @@ export class MigrationController {
       `${MIGRATION_MANAGER}-abort`,
     );
     await this.d.events.record(m, "Warning", "AbortRequested", "Abort", reason);
-    await this.d.migrations.waitForChange(objectKey(m), m.metadata.resourceVersion);
+    await this.d.migrations.waitForWrite(objectKey(m), m.metadata.resourceVersion, written);
     return { requeueAfterMs: 1000 };
   }
 
@@ -306,7 +327,7 @@ export class MigrationController {
       phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: rfc3339() },
       ...fields,
     };
-    await this.d.client.applyStatus(
+    const written = await this.d.client.applyStatus(
       resources.xenMigrations,
       {
         apiVersion: "kubexen.io/v1alpha1",
@@ -316,7 +337,7 @@ export class MigrationController {
       },
       MIGRATION_MANAGER,
     );
-    await this.d.migrations.waitForChange(objectKey(m), m.metadata.resourceVersion);
+    await this.d.migrations.waitForWrite(objectKey(m), m.metadata.resourceVersion, written);
     return { requeueAfterMs: 10 };
   }
 

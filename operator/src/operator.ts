@@ -121,11 +121,8 @@ export class Operator {
       metrics: mgr.metrics,
       reconcile: (k) => mig.reconcile(k),
     });
-    // A migration that ends frees a slot for the waiting ones.
-    migCtrl.watch(migrations, (ev) => [
-      objectKey(ev.obj),
-      ...(isFinishedPhase(ev.obj.status?.phase) ? mig.waiting() : []),
-    ]);
+    // A migration that ends, or whose source is done sending, frees a slot for the waiting ones.
+    migCtrl.watch(migrations, (ev) => [objectKey(ev.obj), ...(mig.freedSlot(ev.obj) ? mig.waiting() : [])]);
     migCtrl.watch(policies, () => mig.waiting());
     mgr.add(migCtrl);
 
@@ -167,7 +164,13 @@ export class Operator {
       metrics: mgr.metrics,
       reconcile: (k) => maint.reconcile(k),
     }).watch(maintenances);
-    maintCtrl.watch(domains, (ev) => maint.forHost(ev.obj.status?.host));
+    // The host a domain left counts too: its leaving may be what empties the host.
+    maintCtrl.watch(domains, (ev) => [
+      ...maint.forHost(ev.obj.status?.host),
+      ...(ev.type === "update" && ev.old.status?.host !== ev.obj.status?.host
+        ? maint.forHost(ev.old.status?.host)
+        : []),
+    ]);
     maintCtrl.watch(migrations, (ev) => ev.obj.metadata.labels?.[MAINTENANCE_LABEL]);
     // Host capacity decides whether a waiting maintenance may start.
     maintCtrl.watch(hosts, () => maint.all());

@@ -8,7 +8,10 @@ import {
   completionTimeoutSeconds,
   DEFAULT_LIMITS,
   isActive,
+  isStaged,
+  isStreaming,
   type MigrationView,
+  mayStream,
   step,
   targetHasInboundRoom,
 } from "../src/migration-plan.ts";
@@ -26,7 +29,7 @@ const T = (reason = "Ok", message = "") => ({ status: "True" as const, reason, m
 const F = (reason: string, message = "x") => ({ status: "False" as const, reason, message });
 
 describe("admission", () => {
-  it("admits by priority, then age, within the cluster and outbound limits", () => {
+  it("stages by priority, then age, within the cluster and outbound limits; transfers do not count", () => {
     const all = [
       mv("low", { priority: 0, createdMs: 1, sourceHost: "a" }),
       mv("high", { priority: 10, createdMs: 5, sourceHost: "a" }),
@@ -35,19 +38,39 @@ describe("admission", () => {
       mv("busy", { phase: "Transferring", sourceHost: "c", targetHost: "a" }),
     ];
     assert.deepEqual(admit(all, { ...DEFAULT_LIMITS, cluster: 5, outboundPerHost: 2 }), ["high", "a3", "old"]);
-    assert.deepEqual(admit(all, { ...DEFAULT_LIMITS, cluster: 2 }), ["high"]);
+    assert.deepEqual(admit(all, { ...DEFAULT_LIMITS, cluster: 2 }), ["high", "a3"]);
+    const staged = [...all, mv("ahead", { phase: "PreparingTarget", sourceHost: "a", targetHost: "b" })];
+    assert.deepEqual(admit(staged, { ...DEFAULT_LIMITS, cluster: 5, outboundPerHost: 2 }), ["high", "old"]);
+    assert.deepEqual(admit(staged, { ...DEFAULT_LIMITS, cluster: 2 }), ["high"]);
   });
 
-  it("never exceeds a limit, whatever the mix (property)", () => {
+  it("lets a staged migration send only when its target is ready and a stream is free", () => {
+    const L = { ...DEFAULT_LIMITS, cluster: 5, outboundPerHost: 2 };
+    const sending = mv("s1", { phase: "Transferring", sourceHost: "a", targetHost: "b" });
+    const ready = (key: string, o: Partial<MigrationView> = {}) =>
+      mv(key, { phase: "PreparingTarget", sourceHost: "a", targetHost: "c", targetReady: T(), ...o });
+    assert.deepEqual(mayStream([sending, ready("r1"), ready("r2", { createdMs: 1 })], L), ["r1"]);
+    assert.deepEqual(
+      mayStream([{ ...sending, sourceDone: T() }, ready("r1"), ready("r2", { createdMs: 1 })], L),
+      ["r1", "r2"],
+      "a source done sending frees its stream",
+    );
+    assert.deepEqual(mayStream([sending, ready("r1", { targetReady: undefined })], L), [], "not before ready");
+    assert.deepEqual(mayStream([sending, ready("r1")], { ...L, cluster: 1 }), [], "the cluster's limit");
+  });
+
+  it("never exceeds a limit, staging or sending, whatever the mix (property)", () => {
     const hosts = ["a", "b", "c", "d"];
+    const phases = ["Pending", "Scheduling", "PreparingTarget", "Transferring", "Succeeded"] as const;
     fc.assert(
       fc.property(
         fc.array(
           fc.record({
-            phase: fc.constantFrom("Pending" as const, "Transferring" as const, "Succeeded" as const),
+            phase: fc.constantFrom(...phases),
             src: fc.constantFrom(...hosts),
             prio: fc.integer({ min: -5, max: 5 }),
             dom: fc.constantFrom("d0", "d1", "d2", "d3", "d4", "d5"),
+            flag: fc.boolean(),
           }),
           { maxLength: 40 },
         ),
@@ -55,28 +78,46 @@ describe("admission", () => {
         fc.integer({ min: 1, max: 3 }),
         (ms, cluster, outbound) => {
           const all = ms.map((m, i) =>
-            mv(`m${i}`, { domain: m.dom, phase: m.phase, sourceHost: m.src, priority: m.prio, createdMs: i }),
+            mv(`m${i}`, {
+              domain: m.dom,
+              phase: m.phase,
+              sourceHost: m.src,
+              priority: m.prio,
+              createdMs: i,
+              // For a PreparingTarget one, whether its target is ready; for a Transferring one, whether its source is done.
+              targetReady: m.phase === "PreparingTarget" && m.flag ? T() : undefined,
+              sourceDone: m.phase === "Transferring" && m.flag ? T() : undefined,
+            }),
           );
           const limits = { ...DEFAULT_LIMITS, cluster, outboundPerHost: outbound };
-          const admitted = new Set(admit(all, limits));
-          const after = all.map((m) => (admitted.has(m.key) ? { ...m, phase: "Scheduling" as const } : m));
-          const activeBefore = all.filter(isActive).length;
-          assert.ok(after.filter(isActive).length <= Math.max(cluster, activeBefore));
-          for (const h of hosts) {
-            const before = all.filter((m) => isActive(m) && m.sourceHost === h).length;
-            assert.ok(after.filter((m) => isActive(m) && m.sourceHost === h).length <= Math.max(outbound, before));
-          }
-          for (const m of all.filter((x) => admitted.has(x.key)))
-            assert.equal(after.filter((x) => isActive(x) && x.domain === m.domain).length, 1, "one per domain");
-          // Work-conserving: something pending would fit only if nothing was admitted for a reason.
-          if (admitted.size === 0 && activeBefore < cluster) {
-            for (const m of all.filter((x) => x.phase === "Pending")) {
-              assert.ok(
-                all.filter((x) => isActive(x) && x.sourceHost === m.sourceHost).length >= outbound ||
-                  all.some((x) => isActive(x) && x.domain === m.domain),
-              );
+          const within = (before: MigrationView[], after: MigrationView[], held: (m: MigrationView) => boolean) => {
+            assert.ok(after.filter(held).length <= Math.max(cluster, before.filter(held).length));
+            for (const h of hosts) {
+              const n = (xs: MigrationView[]) => xs.filter((m) => held(m) && m.sourceHost === h).length;
+              assert.ok(n(after) <= Math.max(outbound, n(before)));
             }
+          };
+          const admitted = new Set(admit(all, limits));
+          const staged = all.map((m) => (admitted.has(m.key) ? { ...m, phase: "Scheduling" as const } : m));
+          within(all, staged, isStaged);
+          for (const m of all.filter((x) => admitted.has(x.key))) {
+            assert.equal(m.phase, "Pending");
+            assert.equal(staged.filter((x) => isActive(x) && x.domain === m.domain).length, 1, "one per domain");
           }
+          const sending = new Set(mayStream(all, limits));
+          const sent = all.map((m) => (sending.has(m.key) ? { ...m, phase: "Transferring" as const } : m));
+          within(all, sent, isStreaming);
+          for (const m of all.filter((x) => sending.has(x.key))) {
+            assert.equal(m.phase, "PreparingTarget");
+            assert.equal(m.targetReady?.status, "True");
+          }
+          // Work-conserving: a ready one is held back only by a full stream limit.
+          if (sending.size === 0)
+            for (const m of all.filter((x) => x.phase === "PreparingTarget" && x.targetReady))
+              assert.ok(
+                all.filter(isStreaming).length >= cluster ||
+                  all.filter((x) => isStreaming(x) && x.sourceHost === m.sourceHost).length >= outbound,
+              );
         },
       ),
       { numRuns: 400 },
