@@ -82,6 +82,14 @@ describe("handlers", () => {
     await until("created", () => log.includes("create:h1"));
     await c.client.mergePatch(widgets, "h1", "sdk-test", { spec: { flag: "x" } });
     await until("any update", () => log.includes("any:h1"));
+    // Recorded as handled before the next change, or that change's diff would hold both.
+    await until("the update recorded as handled", async () =>
+      /"flag":"x"/.test(
+        (await c.client.get<Widget>(widgets, "h1", "sdk-test")).metadata.annotations?.[
+          "kopf.kubexen.io/last-handled-configuration"
+        ] ?? "",
+      ),
+    );
     await c.client.mergePatch(widgets, "h1", "sdk-test", { spec: { size: 2 } });
     await until("size update", () => log.some((l) => l.startsWith("size:h1")));
     assert.ok(log.includes("size:h1:change:spec.size"), log.join(" "));
