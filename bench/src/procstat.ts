@@ -20,10 +20,23 @@ export function procSample(pid: number = process.pid): ProcSample {
   return { rssMiB: kb("VmRSS") / 1024, peakRssMiB: kb("VmHWM") / 1024, cpuSeconds: (utime + stime) / TICKS };
 }
 
-/** Total requests the API server has served, from its /metrics. */
-export function apiRequests(metricsText: string): number {
-  let total = 0;
-  for (const line of metricsText.split("\n"))
-    if (line.startsWith("apiserver_request_total{")) total += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
-  return total;
+/** Requests the API server has served, from its /metrics, by "VERB resource[/subresource]". */
+export function apiRequestsBy(metricsText: string): Map<string, number> {
+  const by = new Map<string, number>();
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const label = (name: string) => new RegExp(`[{,]${name}="([^"]*)"`).exec(line)?.[1] ?? "";
+    const sub = label("subresource");
+    const key = `${label("verb")} ${label("resource")}${sub ? `/${sub}` : ""}`;
+    by.set(key, (by.get(key) ?? 0) + (Number(line.slice(line.lastIndexOf(" ") + 1)) || 0));
+  }
+  return by;
+}
+
+/** What the API server served between two samples, per domain, largest first. */
+export function apiRequestsDelta(before: Map<string, number>, after: Map<string, number>, per: number) {
+  return [...after]
+    .map(([key, n]) => ({ key, perDomain: (n - (before.get(key) ?? 0)) / per }))
+    .filter((r) => r.perDomain > 0)
+    .sort((a, b) => b.perDomain - a.perDomain);
 }

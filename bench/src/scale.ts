@@ -7,7 +7,7 @@ import { resources, type XenDomain } from "@kubexen/crds";
 import { startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
 import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { percentile } from "./machine.ts";
-import { apiRequests, procSample } from "./procstat.ts";
+import { apiRequestsBy, apiRequestsDelta, procSample } from "./procstat.ts";
 
 const log = createLogger("bench-scale", "error");
 const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
@@ -42,8 +42,10 @@ export async function runScale(o: ScaleOptions) {
   });
   const created = new Map<string, number>();
   const running = new Map<string, number>();
+  const bound = new Map<string, number>();
   watcher.addHandler((ev) => {
     const name = ev.obj.metadata.name ?? "";
+    if (ev.obj.status?.host && !bound.has(name)) bound.set(name, performance.now());
     if (ev.obj.status?.phase === "Running" && !running.has(name)) running.set(name, performance.now());
   });
   watcher.start();
@@ -55,8 +57,10 @@ export async function runScale(o: ScaleOptions) {
       120_000,
       500,
     );
-    const before = apiRequests((await cp.rawGet("/metrics")).body);
+    const before = apiRequestsBy((await cp.rawGet("/metrics")).body);
     const self0 = procSample();
+    const [etcdPid, apiPid] = cp.pids();
+    const cp0 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
     const t0 = performance.now();
     const queue = Array.from({ length: o.domains }, (_, i) => i);
     const create = async (i: number) => {
@@ -89,18 +93,31 @@ export async function runScale(o: ScaleOptions) {
     const createdIn = (performance.now() - t0) / 1000;
     await until("all running", async () => running.size >= o.domains, o.timeoutS * 1000, 250);
     const allRunningS = (Math.max(...running.values()) - t0) / 1000;
-    const after = apiRequests((await cp.rawGet("/metrics")).body);
+    const after = apiRequestsBy((await cp.rawGet("/metrics")).body);
+    const requests = apiRequestsDelta(before, after, o.domains);
     const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.NaN) - t) / 1000);
+    const toBound = [...created].map(([name, t]) => ((bound.get(name) ?? Number.NaN) - t) / 1000);
+    const boundToRunning = [...created].map(
+      ([name]) => ((running.get(name) ?? Number.NaN) - (bound.get(name) ?? Number.NaN)) / 1000,
+    );
+    const pcts = (v: number[]) => ({ p50: percentile(v, 50), p95: percentile(v, 95), p99: percentile(v, 99) });
     const opStat = procSample(op.pid);
     const self1 = procSample();
+    const cp1 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
     return {
       ...o,
       createdInS: createdIn,
       allRunningS,
-      latencyS: { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), max: Math.max(...lat) },
-      apiRequestsPerDomain: (after - before) / o.domains,
+      latencyS: { ...pcts(lat), max: Math.max(...lat) },
+      // Where the time goes: the scheduler's part (create to bound) and the agent's (bound to Running).
+      scheduledS: pcts(toBound),
+      startedS: pcts(boundToRunning),
+      apiRequestsPerDomain: requests.reduce((sum, r) => sum + r.perDomain, 0),
+      apiRequestsByKind: requests,
       operator: { rssMiB: opStat.rssMiB, peakRssMiB: opStat.peakRssMiB, cpuSeconds: opStat.cpuSeconds },
       agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
+      apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },
+      etcd: { rssMiB: cp1.etcd.rssMiB, cpuSeconds: cp1.etcd.cpuSeconds - cp0.etcd.cpuSeconds },
       latencies: lat,
     };
   } finally {

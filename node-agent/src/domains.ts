@@ -16,6 +16,7 @@ import {
   type Condition,
   type EventRecorder,
   type Informer,
+  jsonEqual,
   type KubeClient,
   type Logger,
   objectKey,
@@ -35,6 +36,8 @@ const STALLING = new Set([
   "InsufficientMemory",
   "NotMigratable",
 ]);
+/** States of a domain that is up (xl shows an idle guest as blocked). */
+const LIVE = new Set(["running", "blocked", "paused"]);
 const AGENT_CONDITIONS = new Set(["Ready", "Stalled", "Reconciling", "Migratable"]);
 
 export interface DomainControllerDeps {
@@ -178,7 +181,9 @@ export class DomainController {
       phase = a.kind === "pause" ? "Paused" : "Running";
     }
     const settled = a.kind === "none" || a.kind === "wait";
-    await this.write(xd, after, phase, status, settled ? "Ready" : "Reconciling", p.reason);
+    // A domain that started as asked is ready now: one status write for a start, not two.
+    const started = (a.kind === "create" || a.kind === "restore") && LIVE.has(after?.state ?? "absent");
+    await this.write(xd, after, phase, status, settled || started ? "Ready" : "Reconciling", p.reason);
     if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
     if (!settled) return { requeueAfterMs: 10 };
     return { requeueAfterMs: after ? Math.min(d.resyncMs, d.cpuReportIntervalMs ?? d.resyncMs) : d.resyncMs };
@@ -303,8 +308,9 @@ export class DomainController {
     const uuid = cur.uuid ?? "";
     const lastCpu = this.lastCpuWrite.get(uuid) ?? 0;
     const cpuDue = Date.now() - lastCpu > (d.cpuReportIntervalMs ?? 60_000);
-    const changed = (Object.keys(status) as Array<keyof XenDomainStatus>).some(
-      (k) => JSON.stringify(status[k]) !== JSON.stringify(cur[k]),
+    // Only this agent's fields count: the scheduler's conditions sit in the same list.
+    const changed = (Object.keys(status) as Array<keyof XenDomainStatus>).some((k) =>
+      k === "conditions" ? !jsonEqual(conds, ownConds) : !jsonEqual(status[k], cur[k]),
     );
     if (!changed && !cpuDue) return xd;
     if (dom) {

@@ -21,6 +21,7 @@ import {
   getCondition,
   hasFinalizer,
   type Informer,
+  jsonEqual,
   type KubeClient,
   type Logger,
   markReady,
@@ -392,9 +393,7 @@ export class MaintenanceController {
     const conds = mark(m.status?.conditions as Condition[] | undefined, gen, String(fields.phase), message);
     const status = { ...(m.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
-    const stable = (o: object) =>
-      JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));
-    if (m.status && stable(m.status) === stable(status)) return undefined;
+    if (m.status && jsonEqual(m.status, status)) return undefined;
     const written = await this.d.client.applyStatus(
       resources.xenMaintenances,
       { apiVersion: "kubexen.io/v1alpha1", kind: "XenMaintenance", metadata: { name: m.metadata.name }, status },

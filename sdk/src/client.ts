@@ -2,8 +2,10 @@
 // (which owns credentials: certificates, tokens, exec plugins, in-cluster
 // config). It speaks JSON, supports server-side apply on objects and
 // subresources, and counts every request.
+import { createHash } from "node:crypto";
+import type { RequestOptions as HttpsOptions } from "node:https";
 import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
-import { fetch } from "undici";
+import { type Dispatcher, fetch } from "undici";
 import { ApiError } from "./errors.ts";
 import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
 import { apiVersionOf, type KubeObject, type Resource, resourcePath } from "./resource.ts";
@@ -54,6 +56,12 @@ export class KubeClient {
   private readonly userAgent: string;
   /** Requests sent, for benchmarks (API requests per object). */
   requestCount = 0;
+  /**
+   * One connection pool for every request while the TLS material stays the same:
+   * client-node builds a new pool per request, which costs a TLS handshake (and
+   * an idle socket) each time.
+   */
+  private pool: { key: string; dispatcher: Promise<Dispatcher | undefined> } | undefined;
 
   constructor(kubeConfig: KubeConfig, opts: { metrics?: SdkMetrics; timeoutMs?: number; userAgent?: string } = {}) {
     const cluster = kubeConfig.getCurrentCluster();
@@ -68,37 +76,72 @@ export class KubeClient {
   private async send(method: string, path: string, opts: RequestOptions): Promise<Response> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), methods[method] ?? HttpMethod.GET);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
+    // Credentials each time (tokens from exec plugins and files expire); the pool only when they change.
+    const auth: HttpsOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(auth);
     const headers: Record<string, string> = {
-      ...ctx.getHeaders(),
+      ...Object.fromEntries(Object.entries(auth.headers ?? {}).map(([k, v]) => [k, String(v)])),
       accept: "application/json",
       "user-agent": this.userAgent,
     };
+    if (auth.auth) headers.authorization = `Basic ${Buffer.from(auth.auth).toString("base64")}`;
+    const dispatcher = await this.dispatcher(auth);
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
       headers["content-type"] = opts.contentType ?? "application/json";
     }
     const timeout = opts.timeoutMs ?? this.defaultTimeoutMs;
-    const signals = [opts.signal, timeout > 0 ? AbortSignal.timeout(timeout) : undefined].filter(
-      (s): s is AbortSignal => !!s,
-    );
+    const deadline = timeout > 0 ? AbortSignal.timeout(timeout) : undefined;
+    const signals = [opts.signal, deadline].filter((s): s is AbortSignal => !!s);
     this.requestCount++;
     try {
       const res = await fetch(url, {
         method,
         headers,
         body,
-        dispatcher: ctx.getDispatcher(),
+        dispatcher,
         signal: signals.length ? AbortSignal.any(signals) : undefined,
       });
       this.metrics.apiRequests.inc({ verb: method, code: String(res.status) });
       return res as unknown as Response;
     } catch (err) {
       this.metrics.apiRequests.inc({ verb: method, code: "error" });
+      if (deadline?.aborted && !opts.signal?.aborted) this.resetConnections();
       throw new Error(`${method} ${path}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Drops the connection pool; the next request opens a new connection. For a
+   * silent, half-dead connection (a request timed out, a watch heard nothing):
+   * HTTP/2 carries every request on one connection, so it would hold them all.
+   */
+  resetConnections(): void {
+    const old = this.pool?.dispatcher;
+    this.pool = undefined;
+    void old?.then((d) => d?.destroy()).catch(() => {});
+  }
+
+  private async dispatcher(tls: HttpsOptions): Promise<Dispatcher | undefined> {
+    const h = createHash("sha256");
+    for (const v of [tls.ca, tls.cert, tls.key, tls.pfx, tls.servername, tls.rejectUnauthorized])
+      h.update(v === undefined ? "\0" : Buffer.isBuffer(v) ? v : String(v)).update("\0");
+    const key = h.digest("hex");
+    if (this.pool?.key === key) return this.pool.dispatcher;
+    const old = this.pool?.dispatcher;
+    // client-node builds the pool (proxies and SOCKS included) from the same credentials.
+    const ctx = new RequestContext(this.server, HttpMethod.GET);
+    // Set before any await: requests arriving meanwhile share this pool instead of racing for their own.
+    this.pool = {
+      key,
+      dispatcher: this.kubeConfig
+        .applySecurityAuthentication(ctx)
+        .then(() => ctx.getDispatcher() as Dispatcher | undefined),
+    };
+    // Requests and watches still on the old pool finish there.
+    void old?.then((d) => d?.close()).catch(() => {});
+    return this.pool.dispatcher;
   }
 
   /** One request; JSON answer, or ApiError with the Status the server sent. */

@@ -10,6 +10,26 @@ export interface FieldChange {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/**
+ * Equality of two values as JSON: key order does not matter and a key holding
+ * undefined is the same as no key (the API server returns maps with sorted
+ * keys, so comparing serialised text would see changes that are not there).
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => jsonEqual(x, b[i]));
+  }
+  if (isObject(a) && isObject(b)) {
+    const keys = (o: Record<string, unknown>) => Object.keys(o).filter((k) => o[k] !== undefined);
+    const ka = keys(a);
+    if (ka.length !== keys(b).length) return false;
+    return ka.every((k) => jsonEqual(a[k], b[k]));
+  }
+  return false;
+}
+
 export function diff(a: unknown, b: unknown, path: string[] = []): FieldChange[] {
   if (isObject(a) && isObject(b)) {
     const out: FieldChange[] = [];
@@ -20,7 +40,7 @@ export function diff(a: unknown, b: unknown, path: string[] = []): FieldChange[]
     }
     return out;
   }
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  if (jsonEqual(a, b)) return [];
   if (a === undefined) return [{ op: "add", path, new: b }];
   if (b === undefined) return [{ op: "remove", path, old: a }];
   return [{ op: "change", path, old: a, new: b }];

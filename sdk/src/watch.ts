@@ -69,7 +69,10 @@ export async function watchOnce(client: KubeClient, path: string, opts: WatchOpt
       }
     }
   } catch (err) {
-    if (inactive) throw new WatchInactiveError(path, opts.inactivityMs);
+    if (inactive) {
+      client.resetConnections();
+      throw new WatchInactiveError(path, opts.inactivityMs);
+    }
     if (opts.signal.aborted) return;
     throw err;
   } finally {

@@ -1,18 +1,20 @@
 // The REST client's writes against a real API server: conflicts retried,
 // server-side apply by two field managers that do not fight, finalizers that
-// never resurrect an object, and events aggregated and rate-limited.
+// never resurrect an object, events aggregated and rate-limited, and one
+// connection for many requests.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
   ApiError,
   addFinalizer,
   EventRecorder,
+  KubeClient,
   markReady,
   removeFinalizer,
   retryOnConflict,
   setCondition,
 } from "../src/index.ts";
-import { quietLogger, startCluster, type Widget, widget, widgets } from "./support.ts";
+import { frozenProxy, KubeConfig, quietLogger, startCluster, type Widget, widget, widgets } from "./support.ts";
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
 
@@ -123,5 +125,23 @@ describe("client writes", () => {
     assert.equal(crash.length, 1, "one object for the repeated event");
     assert.equal(crash[0]?.series?.count, 4);
     assert.equal(mine.filter((e) => e.reason === "Tick").length, 4, "burst of 5 per object: 1 CrashLoop + 4 Ticks");
+  });
+
+  it("sends many requests over one connection, and opens a new one after a request times out", async () => {
+    const proxy = await frozenProxy(c.cp.port);
+    const kc = new KubeConfig();
+    kc.loadFromString(c.kc.exportConfig().replace(`127.0.0.1:${c.cp.port}`, `127.0.0.1:${proxy.port}`));
+    const client = new KubeClient(kc, { timeoutMs: 1500 });
+    await client.create(widgets, widget("pooled", { size: 1 }));
+    for (let i = 0; i < 10; i++) await client.mergePatch(widgets, "pooled", "sdk-test", { spec: { size: i } });
+    await Promise.all(Array.from({ length: 10 }, () => client.get(widgets, "pooled", "sdk-test")));
+    assert.equal(proxy.connections(), 1, "every request shares one connection");
+    // A half-dead path: the request times out, and the next one must not wait on the same connection.
+    proxy.freezeAll();
+    await assert.rejects(client.get(widgets, "pooled", "sdk-test"), /aborted|timeout/i);
+    const w = await client.get<Widget>(widgets, "pooled", "sdk-test");
+    assert.equal(w.spec.size, 9);
+    assert.equal(proxy.connections(), 2);
+    proxy.close();
   });
 });

@@ -2,10 +2,19 @@
 // an API server killed and restarted under it, 410 Gone after etcd
 // compaction, and a watch that goes silent.
 import assert from "node:assert/strict";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Informer, type InformerEvent, KubeClient, SdkMetrics } from "../src/index.ts";
-import { KubeConfig, metricValue, quietLogger, startCluster, until, type Widget, widget, widgets } from "./support.ts";
+import {
+  frozenProxy,
+  KubeConfig,
+  metricValue,
+  quietLogger,
+  startCluster,
+  until,
+  type Widget,
+  widget,
+  widgets,
+} from "./support.ts";
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
 
@@ -188,38 +197,3 @@ describe("informer", () => {
     proxy.close();
   });
 });
-
-/** A TCP proxy whose open connections can be frozen: bytes stop flowing, sockets stay open (a half-dead network path). */
-async function frozenProxy(targetPort: number): Promise<{ port: number; freezeAll: () => void; close: () => void }> {
-  const pairs: Array<{ a: Socket; b: Socket; frozen: boolean }> = [];
-  const server: Server = createServer((a) => {
-    const b = connect(targetPort, "127.0.0.1");
-    const pair = { a, b, frozen: false };
-    pairs.push(pair);
-    a.on("data", (d) => {
-      if (!pair.frozen) b.write(d);
-    });
-    b.on("data", (d) => {
-      if (!pair.frozen) a.write(d);
-    });
-    a.on("error", () => b.destroy());
-    b.on("error", () => a.destroy());
-    a.on("close", () => b.destroy());
-    b.on("close", () => a.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const addr = server.address();
-  return {
-    port: typeof addr === "object" && addr ? addr.port : 0,
-    freezeAll: () => {
-      for (const p of pairs) p.frozen = true;
-    },
-    close: () => {
-      for (const p of pairs) {
-        p.a.destroy();
-        p.b.destroy();
-      }
-      server.close();
-    },
-  };
-}

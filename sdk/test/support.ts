@@ -1,3 +1,4 @@
+import { connect, createServer, type Server, type Socket } from "node:net";
 // A real control plane with a small test CRD (Widget) for the SDK's
 // integration tests. The SDK is generic, so its tests use their own kind.
 import { KubeConfig } from "@kubernetes/client-node";
@@ -106,3 +107,41 @@ export async function metricValue(
 }
 
 export { KubeConfig };
+
+/** A TCP proxy whose open connections can be frozen: bytes stop flowing, sockets stay open (a half-dead network path). */
+export async function frozenProxy(
+  targetPort: number,
+): Promise<{ port: number; connections: () => number; freezeAll: () => void; close: () => void }> {
+  const pairs: Array<{ a: Socket; b: Socket; frozen: boolean }> = [];
+  const server: Server = createServer((a) => {
+    const b = connect(targetPort, "127.0.0.1");
+    const pair = { a, b, frozen: false };
+    pairs.push(pair);
+    a.on("data", (d) => {
+      if (!pair.frozen) b.write(d);
+    });
+    b.on("data", (d) => {
+      if (!pair.frozen) a.write(d);
+    });
+    a.on("error", () => b.destroy());
+    b.on("error", () => a.destroy());
+    a.on("close", () => b.destroy());
+    b.on("close", () => a.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const addr = server.address();
+  return {
+    port: typeof addr === "object" && addr ? addr.port : 0,
+    connections: () => pairs.length,
+    freezeAll: () => {
+      for (const p of pairs) p.frozen = true;
+    },
+    close: () => {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      server.close();
+    },
+  };
+}
