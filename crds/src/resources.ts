@@ -19,6 +19,7 @@ export const resources = {
 } as const;
 
 /** Lease of a host's node agent, in the agents' namespace: renewed as its heartbeat. */
-export const hostLeaseName = (host: string) => `xenhost-${host}`;
+export const HOST_LEASE_PREFIX = "xenhost-";
+export const hostLeaseName = (host: string) => `${HOST_LEASE_PREFIX}${host}`;
 /** The Xen domain name of a XenDomain: namespace and name, unambiguous since namespaces have no dots. */
 export const xenDomainName = (namespace: string, name: string) => `${namespace}.${name}`;

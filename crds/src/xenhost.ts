@@ -93,7 +93,9 @@ export const XenHostStatusSchema = z
       .max(256)
       .optional()
       .describe("Domains on this host that no XenDomain binds: reported, never touched."),
-    lastHeartbeatTime: time("When the agent last renewed its Lease.").optional(),
+    lastHeartbeatTime: time(
+      "When the agent last wrote this status: when it changed, and at least every 5 minutes (liveness is the agent's Lease).",
+    ).optional(),
     fencing: z
       .object({
         enabled: z

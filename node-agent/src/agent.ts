@@ -2,13 +2,13 @@
 // itself when it loses the control plane, reports its host and orphans, and
 // reconciles the XenDomains bound to it through the hypervisor driver.
 import type { KubeConfig } from "@kubernetes/client-node";
-import { hostLeaseName, resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import { hostLeaseName, resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
 import { Controller, createLogger, errorMessage, type Informer, type Logger, Manager, objectKey } from "@kubexen/sdk";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { hostStatus, OrphanReporter, registerHost } from "./host.ts";
+import { hostStatus, OrphanReporter, registerHost, reportChanged } from "./host.ts";
 import { MigrationRoles } from "./migrations.ts";
 import type { Backoff } from "./plan.ts";
 import { MigrationServer, type TlsFiles } from "./transport.ts";
@@ -25,7 +25,10 @@ export interface AgentOptions {
   migrationEndpoint?: string;
   heartbeatIntervalMs?: number;
   leaseDurationSeconds?: number;
+  /** How often the host is measured (default 10 s); the report is written when it changed. */
   reportIntervalMs?: number;
+  /** Written at least this often even when nothing changed (default 5 min, as kubelet's node status). */
+  reportMaxIntervalMs?: number;
   /** Self-fencing; omit to disable (only for hosts whose domains must never be restarted elsewhere automatically). */
   fencing?: { watchdog: Watchdog; fenceTimeoutMs: number; watchdogTimeoutMs: number };
   saveDir?: string;
@@ -65,6 +68,10 @@ export class NodeAgent {
   private reporting: Promise<void> | undefined;
   private unwatch: (() => void) | undefined;
   private previous: { conditions?: never[]; cpuTime?: Map<string, number>; at?: number } = {};
+  /** This agent's XenHost, as the API server has it. */
+  private readonly self: Informer<XenHost>;
+  /** When the report was last written. */
+  private writtenAt: number | undefined;
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -78,6 +85,7 @@ export class NodeAgent {
       logger: this.log,
       metricsPort: o.metricsPort,
     });
+    this.self = this.manager.informer<XenHost>(resources.xenHosts, { fieldSelector: `metadata.name=${o.host}` });
     this.domains = this.manager.informer<XenDomain>(resources.xenDomains, { fieldSelector: `status.host=${o.host}` });
     this.outgoing = this.manager.informer<XenMigration>(resources.xenMigrations, {
       fieldSelector: `status.sourceHost=${o.host}`,
@@ -222,7 +230,8 @@ export class NodeAgent {
     try {
       const [info, domains] = await Promise.all([this.o.hypervisor.hostInfo(), this.o.hypervisor.listDomains()]);
       this.hostInfo = info;
-      const hostObj = await this.manager.client.get(resources.xenHosts, this.host);
+      const hostObj =
+        this.self.get(this.host) ?? (await this.manager.client.get<XenHost>(resources.xenHosts, this.host));
       const at = Date.now();
       const migrating = this.migrating();
       const reclaimed = await this.reclaimMovedCopies(domains, migrating);
@@ -246,11 +255,18 @@ export class NodeAgent {
         },
       });
       this.previous = { cpuTime, at };
-      await this.manager.client.applyStatus(
-        resources.xenHosts,
-        { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: this.host }, status },
-        this.fieldManager,
-      );
+      const due =
+        this.writtenAt === undefined ||
+        at - this.writtenAt >= (this.o.reportMaxIntervalMs ?? 300_000) ||
+        reportChanged(hostObj.status, status);
+      if (due) {
+        await this.manager.client.applyStatus(
+          resources.xenHosts,
+          { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: this.host }, status },
+          this.fieldManager,
+        );
+        this.writtenAt = at;
+      }
       await this.orphans.report(this.manager.events, hostObj, orphans);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, "host report failed");

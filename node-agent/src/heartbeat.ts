@@ -1,7 +1,8 @@
 // The agent's heartbeat: a coordination.k8s.io Lease renewed every
 // `intervalMs`, as kubelet renews its node Lease. The operator reads it to
-// tell Ready from NotReady hosts.
-import { errorMessage, isNotFound, type KubeClient, type Logger, microTime } from "@kubexen/sdk";
+// tell Ready from NotReady hosts. Like kubelet, it renews with one update of
+// the Lease it last wrote, and reads it again only when that update conflicts.
+import { errorMessage, isConflict, isNotFound, type KubeClient, type Logger, microTime } from "@kubexen/sdk";
 
 interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
@@ -22,6 +23,8 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   lastRenew: number | undefined;
+  /** The Lease as last written: the next renewal updates it without reading it first. */
+  private lease: Lease | undefined;
 
   constructor(client: KubeClient, o: Heartbeat["o"]) {
     this.client = client;
@@ -39,14 +42,28 @@ export class Heartbeat {
     };
     const timeoutMs = Math.max(1000, this.o.intervalMs);
     try {
-      const lease = await this.client.request<Lease>("GET", `${path}/${name}`, { timeoutMs });
-      await this.client.request("PUT", `${path}/${name}`, {
-        timeoutMs,
-        body: { ...lease, spec: { ...lease.spec, ...spec } },
-      });
+      if (this.lease) {
+        try {
+          this.lease = await this.client.request<Lease>("PUT", `${path}/${name}`, {
+            timeoutMs,
+            body: { ...this.lease, spec: { ...this.lease.spec, ...spec } },
+          });
+        } catch (e) {
+          // Changed by someone else (or gone): read it again below.
+          this.lease = undefined;
+          if (!isConflict(e) && !isNotFound(e)) throw e;
+        }
+      }
+      if (!this.lease) {
+        const lease = await this.client.request<Lease>("GET", `${path}/${name}`, { timeoutMs });
+        this.lease = await this.client.request<Lease>("PUT", `${path}/${name}`, {
+          timeoutMs,
+          body: { ...lease, spec: { ...lease.spec, ...spec } },
+        });
+      }
     } catch (e) {
       if (!isNotFound(e)) throw e;
-      await this.client.request("POST", path, {
+      this.lease = await this.client.request<Lease>("POST", path, {
         timeoutMs,
         body: {
           apiVersion: "coordination.k8s.io/v1",

@@ -1,11 +1,14 @@
 // The XenHost this agent registers and keeps current: capacity, allocatable,
 // what its domains take, capabilities, the migration endpoint, orphans, and
-// the Ready condition (True while the agent reports).
+// the Ready condition (True while the agent reports). As kubelet does with
+// node status, the agent measures every interval but writes only when the
+// report changed, and at least every few minutes: liveness is the Lease.
 import { quantityMiB, resources, type XenDomain, type XenHostStatus } from "@kubexen/crds";
 import type { DomainInfo, HostInfo } from "@kubexen/hypervisor";
 import {
   type Condition,
   type EventRecorder,
+  jsonEqual,
   type KubeClient,
   type KubeObject,
   rfc3339,
@@ -23,6 +26,27 @@ export interface HostReport {
   agentVersion: string;
   fencing: { enabled: boolean; windowSeconds: number };
   previous?: { conditions?: Condition[]; cpuTime?: Map<string, number>; at?: number };
+}
+
+/** The conditions the agent owns on its XenHost (host health owns Fenced). */
+export const AGENT_HOST_CONDITIONS = new Set(["Ready", "MemoryPressure"]);
+
+/** A change in guest CPU load smaller than this (fraction of the host) is not worth a write. */
+export const CPU_LOAD_STEP = 0.05;
+
+/**
+ * Whether a new report says something the XenHost's current status does not:
+ * any field but the report time, the agent's own conditions (host health may
+ * have set Ready=False meanwhile), and CPU load only once it moved by a step.
+ */
+export function reportChanged(current: XenHostStatus | undefined, next: XenHostStatus): boolean {
+  if (!current) return true;
+  const last = { ...current, conditions: current.conditions?.filter((c) => AGENT_HOST_CONDITIONS.has(c.type)) };
+  const { lastHeartbeatTime: _a, cpuLoad: la, ...a } = last;
+  const { lastHeartbeatTime: _b, cpuLoad: lb, ...b } = next;
+  if (!jsonEqual(a, b)) return true;
+  if (la === undefined || lb === undefined) return la !== lb;
+  return Math.abs(la - lb) >= CPU_LOAD_STEP;
 }
 
 /** Memory kept back from guests on top of dom0's share (MiB). */
@@ -50,7 +74,7 @@ export function hostStatus(
   const guestMiB = r.info.totalMemoryMiB - r.info.dom0MemoryMiB - RESERVED_MIB;
   const memoryPressure = r.info.freeMemoryMiB < Math.max(128, guestMiB * 0.02);
   let conditions = setCondition(
-    r.previous?.conditions,
+    r.previous?.conditions?.filter((c) => AGENT_HOST_CONDITIONS.has(c.type)),
     {
       type: "Ready",
       status: "True",

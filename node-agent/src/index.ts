@@ -1,6 +1,6 @@
 export { AGENT_VERSION, type AgentOptions, NodeAgent } from "./agent.ts";
 export { configFor, migratability } from "./domains.ts";
 export { Fencer, LinuxWatchdog, SimWatchdog, type Watchdog, XenWatchdog } from "./fence.ts";
-export { hostStatus } from "./host.ts";
+export { hostStatus, reportChanged } from "./host.ts";
 export { type MintOptions, mintHost } from "./mint.ts";
 export { type Action, type Plan, plan, restartBackoffMs, wantsRunning } from "./plan.ts";

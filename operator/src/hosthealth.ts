@@ -3,6 +3,9 @@
 // marked Ready=False (HeartbeatLost); the agent sets Ready=True itself while
 // it reports. The Fenced condition (fencing.ts) says when the host has
 // certainly stopped running guests, which HA and migrations wait for.
+// Leases are read from a cache; a verdict that would change a condition is
+// made again on a Lease read from the API server (a lagging cache shows an
+// older renewal, and must never fence a live host).
 import { hostLeaseName, resources, type XenHost } from "@kubexen/crds";
 import {
   type Condition,
@@ -20,12 +23,20 @@ import type { OperatorMetrics } from "./metrics.ts";
 
 export { leaseExpiredForMs } from "./fencing.ts";
 
-const LEASES = { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true };
+export const LEASES = {
+  group: "coordination.k8s.io",
+  version: "v1",
+  plural: "leases",
+  kind: "Lease",
+  namespaced: true,
+};
 
 export class HostHealth {
   private readonly d: {
     client: KubeClient;
     hosts: Informer<XenHost>;
+    /** The agents' Leases in `namespace`. */
+    leases: Informer<KubeObject & { spec?: LeaseView }>;
     namespace: string;
     fieldManager: string;
     log: Logger;
@@ -40,25 +51,16 @@ export class HostHealth {
   async reconcile(key: string): Promise<ReconcileResult> {
     const host = this.d.hosts.get(key);
     if (!host?.metadata.name) return undefined;
-    const lease = await this.d.client
-      .getOrUndefined<KubeObject & { spec?: LeaseView }>(LEASES, hostLeaseName(host.metadata.name), this.d.namespace)
-      .then((l) => l?.spec);
-    const now = Date.now();
-    const expiredFor = leaseExpiredForMs(lease, now);
-    const conds = host.status?.conditions as Condition[] | undefined;
-    const ready = getCondition(conds, "Ready");
-    const lost = expiredFor === undefined || expiredFor > 0;
-    const readyChange = lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost");
-    const v = fenceVerdict({
-      lease,
-      fencing: host.status?.fencing,
-      outOfService: host.spec?.outOfService ?? false,
-      nowMs: now,
-      marginMs: this.d.fenceMarginMs ?? FENCE_MARGIN_MS,
-    });
-    const fenced = getCondition(conds, "Fenced");
-    const fencedStatus = v.fenced ? "True" : "False";
-    const fencedChange = fenced?.status !== fencedStatus || fenced.reason !== v.reason;
+    const name = hostLeaseName(host.metadata.name);
+    const cached = this.d.leases.get(`${this.d.namespace}/${name}`)?.spec;
+    let v = this.verdict(host, cached);
+    if (v.readyChange || v.fencedChange) {
+      const fresh = await this.d.client
+        .getOrUndefined<KubeObject & { spec?: LeaseView }>(LEASES, name, this.d.namespace)
+        .then((l) => l?.spec);
+      v = this.verdict(host, fresh);
+    }
+    const { lease, expiredFor, lost, readyChange, fencedChange, conds } = v;
     if (readyChange || fencedChange) {
       // Apply only the conditions this controller owns (Fenced, and Ready while the heartbeat is
       // lost); the agent's stay its own.
@@ -75,11 +77,17 @@ export class HostHealth {
         this.d.log.warn({ host: host.metadata.name }, "host heartbeat lost: Ready=False");
       }
       if (fencedChange) {
-        next = setCondition(next, { type: "Fenced", status: fencedStatus, reason: v.reason, message: v.message });
-        if (v.fenced) {
-          this.d.log.warn({ host: host.metadata.name, reason: v.reason }, "host fenced: its domains may run elsewhere");
-          this.d.metrics?.hostsFenced.inc({ reason: v.reason });
-          await this.d.events?.record(host, "Warning", "HostFenced", "Fence", v.message);
+        const f = v.fence;
+        next = setCondition(next, {
+          type: "Fenced",
+          status: f.fenced ? "True" : "False",
+          reason: f.reason,
+          message: f.message,
+        });
+        if (f.fenced) {
+          this.d.log.warn({ host: host.metadata.name, reason: f.reason }, "host fenced: its domains may run elsewhere");
+          this.d.metrics?.hostsFenced.inc({ reason: f.reason });
+          await this.d.events?.record(host, "Warning", "HostFenced", "Fence", f.message);
         }
       }
       await this.d.client.applyStatus(
@@ -94,6 +102,25 @@ export class HostHealth {
       );
     }
     if (!lost) return { requeueAfterMs: Math.max(500, -(expiredFor ?? 0) + 500) };
-    return { requeueAfterMs: Math.min(5_000, Math.max(500, (v.recheckMs ?? 5_000) + 200)) };
+    return { requeueAfterMs: Math.min(5_000, Math.max(500, (v.fence.recheckMs ?? 5_000) + 200)) };
+  }
+
+  private verdict(host: XenHost, lease: LeaseView | undefined) {
+    const now = Date.now();
+    const expiredFor = leaseExpiredForMs(lease, now);
+    const conds = host.status?.conditions as Condition[] | undefined;
+    const ready = getCondition(conds, "Ready");
+    const lost = expiredFor === undefined || expiredFor > 0;
+    const readyChange = lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost");
+    const fence = fenceVerdict({
+      lease,
+      fencing: host.status?.fencing,
+      outOfService: host.spec?.outOfService ?? false,
+      nowMs: now,
+      marginMs: this.d.fenceMarginMs ?? FENCE_MARGIN_MS,
+    });
+    const fenced = getCondition(conds, "Fenced");
+    const fencedChange = fenced?.status !== (fence.fenced ? "True" : "False") || fenced.reason !== fence.reason;
+    return { lease, expiredFor, lost, readyChange, fence, fencedChange, conds };
   }
 }

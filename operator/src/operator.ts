@@ -3,6 +3,7 @@
 // maintenance, balancing, HA) join here.
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
+  HOST_LEASE_PREFIX,
   resources,
   type XenBalancer,
   type XenDomain,
@@ -11,10 +12,11 @@ import {
   type XenMigration,
   type XenMigrationPolicy,
 } from "@kubexen/crds";
-import { Controller, createLogger, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { Controller, createLogger, type KubeObject, type Logger, Manager, objectKey } from "@kubexen/sdk";
 import { BalancerController } from "./balancer.ts";
+import type { LeaseView } from "./fencing.ts";
 import { HighAvailability } from "./ha.ts";
-import { HostHealth } from "./hosthealth.ts";
+import { HostHealth, LEASES } from "./hosthealth.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { MAINTENANCE_LABEL, MaintenanceController } from "./maintenance.ts";
 import { OperatorMetrics } from "./metrics.ts";
@@ -58,9 +60,11 @@ export class Operator {
 
     const metrics = new OperatorMetrics(mgr.metrics.registry);
     this.metrics = metrics;
+    const leases = mgr.informer<KubeObject & { spec?: LeaseView }>(LEASES, { namespace });
     const health = new HostHealth({
       client: mgr.client,
       hosts,
+      leases,
       namespace,
       fieldManager: "kubexen-host-health",
       log,
@@ -74,7 +78,13 @@ export class Operator {
         logger: log,
         metrics: mgr.metrics,
         reconcile: (k) => health.reconcile(k),
-      }).watch(hosts),
+      })
+        .watch(hosts)
+        // A renewal after an expiry brings a host back at once.
+        .watch(leases, (ev) => {
+          const name = ev.obj.metadata.name ?? "";
+          return name.startsWith(HOST_LEASE_PREFIX) ? name.slice(HOST_LEASE_PREFIX.length) : undefined;
+        }),
     );
 
     const scheduler = new Scheduler({

@@ -34,6 +34,12 @@ export interface InformerOptions {
   /** A watch with no byte for watchTimeoutSeconds plus this is considered dead. */
   inactivityGraceMs?: number;
   backoff?: BackoffOptions;
+  /**
+   * Keep metadata.managedFields in cached objects. By default they are
+   * dropped, as controller-runtime's TransformStripManagedFields does: they
+   * are often the larger part of an object and controllers never read them.
+   */
+  keepManagedFields?: boolean;
   logger?: Logger;
   metrics?: SdkMetrics;
 }
@@ -218,7 +224,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       signal: this.abort.signal,
     });
     const fresh = new Map<string, T>();
-    for (const obj of list.items) fresh.set(objectKey(obj), this.typed(obj));
+    for (const obj of list.items) fresh.set(objectKey(obj), this.typed(this.trim(obj)));
     for (const [key, old] of this.cache) {
       if (!fresh.has(key)) {
         this.cache.delete(key);
@@ -237,6 +243,12 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.syncedFlag = true;
       this.resolveSynced();
     }
+  }
+
+  private trim(obj: T): T {
+    if (this.opts.keepManagedFields || !obj.metadata?.managedFields) return obj;
+    const { managedFields: _, ...metadata } = obj.metadata;
+    return { ...obj, metadata };
   }
 
   /** List items lack apiVersion and kind; fill them in so cached objects are complete. */
@@ -259,7 +271,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         fieldSelector: this.opts.fieldSelector,
       },
       onEvent: (ev) => {
-        const obj = ev.object as T;
+        const obj = this.trim(ev.object as T);
         if (obj.metadata?.resourceVersion) this.rv = obj.metadata.resourceVersion;
         if (ev.type === "BOOKMARK") return;
         const key = objectKey(obj);

@@ -173,6 +173,29 @@ describe("informer", () => {
     await inf.stop();
   });
 
+  it("drops managedFields from cached objects unless asked to keep them", async () => {
+    await c.client.create(widgets, widget("mf", { size: 1 }));
+    const lean = new Informer<Widget>(c.client, widgets, { namespace: "sdk-test", logger: quietLogger });
+    const full = new Informer<Widget>(c.client, widgets, {
+      namespace: "sdk-test",
+      logger: quietLogger,
+      keepManagedFields: true,
+    });
+    for (const inf of [lean, full]) {
+      inf.start();
+      await inf.synced();
+    }
+    await c.client.mergePatch(widgets, "mf", "sdk-test", { spec: { size: 2 } });
+    await until(
+      "both saw the update",
+      () => lean.get("sdk-test/mf")?.spec.size === 2 && full.get("sdk-test/mf")?.spec.size === 2,
+    );
+    assert.equal(lean.get("sdk-test/mf")?.metadata.managedFields, undefined);
+    assert.ok(Array.isArray(full.get("sdk-test/mf")?.metadata.managedFields));
+    await lean.stop();
+    await full.stop();
+  });
+
   it("restarts a watch that goes silent", async () => {
     const proxy = await frozenProxy(c.cp.port);
     const kc = new KubeConfig();
