@@ -39,12 +39,22 @@ if (want("balance")) save("balance", runBalance(size));
 if (want("migration")) save("migration", await runMigration(size));
 if (want("drain")) save("drain", await runDrain(size));
 if (want("scale")) {
-  const hosts = Number(values.hosts ?? (size === "full" ? 1000 : 5));
-  const domains = Number(values.domains ?? (size === "full" ? 10000 : 100));
-  const rate = Number(values.rate ?? (size === "full" ? 100 : 50));
-  const steady = await runScale({ hosts, domains, rate, timeoutS: 1800 });
-  const burst = await runScale({ hosts, domains, rate: 0, timeoutS: 1800 });
-  save("scale", { steady, burst });
+  // Each size steady (creates/s) and in one burst; --hosts/--domains/--rate pick one size.
+  const sizes = values.hosts
+    ? [{ hosts: Number(values.hosts), domains: Number(values.domains ?? 1000), rate: Number(values.rate ?? 100) }]
+    : size === "full"
+      ? [
+          { hosts: 100, domains: 2000, rate: 100 },
+          { hosts: 1000, domains: 10000, rate: 100 },
+        ]
+      : [{ hosts: 5, domains: 100, rate: 50 }];
+  const runs = [];
+  for (const sz of sizes)
+    for (const rate of [sz.rate, 0]) {
+      runs.push(await runScale({ ...sz, rate, timeoutS: 600 }));
+      console.log(`bench: scale ${sz.hosts} hosts, ${sz.domains} domains, ${rate || "burst"} done`);
+    }
+  save("scale", { runs });
 }
 
 const load = (name: string) => {

@@ -9,7 +9,7 @@ import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { percentile } from "./machine.ts";
 import { apiRequestsBy, apiRequestsDelta, procSample } from "./procstat.ts";
 
-const log = createLogger("bench-scale", "error");
+const log = createLogger("bench-scale", process.env.BENCH_LOG_LEVEL ?? "error");
 const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
 
 export interface ScaleOptions {
@@ -23,20 +23,22 @@ export interface ScaleOptions {
 export async function runScale(o: ScaleOptions) {
   const perHost = Math.ceil((o.domains / o.hosts) * 1.5);
   const cp = await startKubexenControlPlane(["bench"]);
-  const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
+  // Everyone authenticates by bearer token, as the chart's service accounts do.
+  const kubeConfig = () => cp.kubeConfig({ token: true });
+  const client = new KubeClient(kubeConfig(), { metrics: new SdkMetrics() });
   const fleet = await startSimFleet(
     cp,
     Array.from({ length: o.hosts }, (_, i) => ({ name: `x${i}`, memoryMiB: 2048 + perHost * 64, cpus: 64 })),
-    { logger: log, reportIntervalMs: 10_000 },
+    { logger: log, reportIntervalMs: 10_000, kubeConfigFor: kubeConfig },
   );
   const op = startSupervised(
     "operator",
     process.execPath,
-    [OPERATOR, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
+    [OPERATOR, "--kubeconfig", cp.tokenKubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
     { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
   );
   const metrics = new SdkMetrics();
-  const watcher = new Informer<XenDomain>(new KubeClient(cp.kubeConfig(), { metrics }), resources.xenDomains, {
+  const watcher = new Informer<XenDomain>(new KubeClient(kubeConfig(), { metrics }), resources.xenDomains, {
     logger: log,
     metrics,
   });
@@ -91,16 +93,26 @@ export async function runScale(o: ScaleOptions) {
       );
     }
     const createdIn = (performance.now() - t0) / 1000;
-    await until("all running", async () => running.size >= o.domains, o.timeoutS * 1000, 250);
-    const allRunningS = (Math.max(...running.values()) - t0) / 1000;
+    // Past the timeout the run ends with what ran: the numbers say how far it got.
+    const allRan = await until("all running", async () => running.size >= o.domains, o.timeoutS * 1000, 250).then(
+      () => true,
+      () => false,
+    );
+    const endS = (performance.now() - t0) / 1000;
+    const allRunningS = allRan ? (Math.max(...running.values()) - t0) / 1000 : undefined;
     const after = apiRequestsBy((await cp.rawGet("/metrics")).body);
     const requests = apiRequestsDelta(before, after, o.domains);
-    const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.NaN) - t) / 1000);
+    // A domain that never ran counts as slower than any that did (its latency is past the run's end).
+    const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.POSITIVE_INFINITY) - t) / 1000);
     const toBound = [...created].map(([name, t]) => ((bound.get(name) ?? Number.NaN) - t) / 1000);
     const boundToRunning = [...created].map(
       ([name]) => ((running.get(name) ?? Number.NaN) - (bound.get(name) ?? Number.NaN)) / 1000,
     );
-    const pcts = (v: number[]) => ({ p50: percentile(v, 50), p95: percentile(v, 95), p99: percentile(v, 99) });
+    // Infinity for domains that never ran: JSON writes it as null, the report as "did not run".
+    const pcts = (v: number[]) => {
+      const w = v.map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
+      return { p50: percentile(w, 50), p95: percentile(w, 95), p99: percentile(w, 99) };
+    };
     const opStat = procSample(op.pid);
     const self1 = procSample();
     const cp1 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
@@ -108,6 +120,8 @@ export async function runScale(o: ScaleOptions) {
       ...o,
       createdInS: createdIn,
       allRunningS,
+      ran: running.size,
+      endS,
       latencyS: { ...pcts(lat), max: Math.max(...lat) },
       // Where the time goes: the scheduler's part (create to bound) and the agent's (bound to Running).
       scheduledS: pcts(toBound),
@@ -118,7 +132,7 @@ export async function runScale(o: ScaleOptions) {
       agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },
       etcd: { rssMiB: cp1.etcd.rssMiB, cpuSeconds: cp1.etcd.cpuSeconds - cp0.etcd.cpuSeconds },
-      latencies: lat,
+      latencies: lat.filter(Number.isFinite),
     };
   } finally {
     await watcher.stop();

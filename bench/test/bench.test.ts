@@ -67,7 +67,10 @@ describe("benchmarks at a small size", () => {
     const dr = await runDrain("small");
     assert.ok(dr.ratio >= 1, `a drain cannot beat its lower bound: ${JSON.stringify(dr)}`);
     const sc = await runScale({ hosts: 3, domains: 30, rate: 30, timeoutS: 300 });
+    assert.equal(sc.ran, 30);
     assert.equal(sc.latencies.length, 30);
+    assert.ok(sc.allRunningS !== undefined && sc.allRunningS > 0);
+    assert.ok(sc.apiRequestsByKind.some((k) => k.key === "POST xendomains" && k.perDomain === 1));
     assert.ok(sc.latencies.every((x) => Number.isFinite(x) && x > 0));
     assert.ok(sc.apiRequestsPerDomain > 0 && sc.operator.peakRssMiB > 0);
     const m = machine();
@@ -76,9 +79,10 @@ describe("benchmarks at a small size", () => {
       balance: undefined,
       migration: { machine: m, size: "small", result: mg },
       drain: { machine: m, size: "small", result: dr },
-      scale: { machine: m, size: "small", result: { steady: sc, burst: sc } },
+      scale: { machine: m, size: "small", result: { runs: [sc, { ...sc, rate: 0 }] } },
     });
     assert.match(out.markdown, /## 1\. Control plane at scale/);
+    assert.match(out.markdown, /\| POST xendomains \| 1\.00 \|/);
     assert.match(out.markdown, /Not run yet: `npm run bench -- --only balance`/);
     assert.ok(out.charts.every(([, svg]) => svg.startsWith("<svg")));
   });

@@ -1,6 +1,6 @@
 // Proves the test bed: a real kube-apiserver and etcd, CRDs through the built
-// kubectl, watches through client-node, ServiceAccount tokens and RBAC, and a
-// clean stop.
+// kubectl, watches through client-node, ServiceAccount tokens and RBAC, the
+// admin by certificate and by token, and a clean stop.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
@@ -137,6 +137,19 @@ describe("control plane harness", () => {
       asSa.listNamespacedSecret({ namespace: "rbac-test" }),
       (err: { code?: number }) => err.code === 403,
     );
+  });
+
+  it("authenticates the admin by bearer token as well as by client certificate", async () => {
+    const who = await cp.kubectlOk(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], {
+      kubeconfig: cp.tokenKubeconfigPath,
+    });
+    assert.equal(who, "kubexen-admin-token");
+    const viaToken = cp.kubeConfig({ token: true }).makeApiClient(CoreV1Api);
+    assert.ok((await viaToken.listNamespace()).items.length > 0);
+    const wrong = cp.kubeConfig({ token: true });
+    const user = wrong.getCurrentUser();
+    if (user) Object.assign(user, { token: "not-the-token" });
+    await assert.rejects(wrong.makeApiClient(CoreV1Api).listNamespace(), (err: { code?: number }) => err.code === 401);
   });
 
   it("stops and leaves no process or directory behind", async () => {
