@@ -1,7 +1,7 @@
 // npm run bench: runs every benchmark (full sizes by default), writes
 // bench/results/<name>.json and docs/benchmarks.md with SVG charts in
 // docs/benchmarks/. Options: --size small|full, --only a,b, and for the scale
-// benchmark --hosts, --domains, --rate.
+// benchmark --hosts, --domains, --rate (one size), --steady-only, --append.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     hosts: { type: "string" },
     domains: { type: "string" },
     rate: { type: "string" },
+    "steady-only": { type: "boolean", default: false },
+    append: { type: "boolean", default: false },
   },
 });
 const size = values.size === "small" ? "small" : "full";
@@ -34,6 +36,13 @@ const save = (name: string, result: unknown) => {
   console.log(`bench: ${name} done`);
 };
 
+const load = (name: string) => {
+  try {
+    return JSON.parse(readFileSync(join(resultsDir, `${name}.json`), "utf8"));
+  } catch {
+    return undefined;
+  }
+};
 if (want("precopy")) save("precopy", runPrecopy(size));
 if (want("balance")) save("balance", runBalance(size));
 if (want("migration")) save("migration", await runMigration(size));
@@ -48,22 +57,17 @@ if (want("scale")) {
           { hosts: 1000, domains: 10000, rate: 100 },
         ]
       : [{ hosts: 5, domains: 100, rate: 50 }];
-  const runs = [];
+  // --append adds to the runs saved before (one size at a time on a small machine).
+  const runs: unknown[] = values.append ? (load("scale")?.result.runs ?? []) : [];
   for (const sz of sizes)
-    for (const rate of [sz.rate, 0]) {
+    for (const rate of values["steady-only"] ? [sz.rate] : [sz.rate, 0]) {
       runs.push(await runScale({ ...sz, rate, timeoutS: 600 }));
+      // Saved after every run: a later one that fails keeps the earlier results.
+      save("scale", { runs });
       console.log(`bench: scale ${sz.hosts} hosts, ${sz.domains} domains, ${rate || "burst"} done`);
     }
-  save("scale", { runs });
 }
 
-const load = (name: string) => {
-  try {
-    return JSON.parse(readFileSync(join(resultsDir, `${name}.json`), "utf8"));
-  } catch {
-    return undefined;
-  }
-};
 const report = render({
   precopy: load("precopy"),
   balance: load("balance"),

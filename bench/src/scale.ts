@@ -59,7 +59,7 @@ export async function runScale(o: ScaleOptions) {
       120_000,
       500,
     );
-    const before = apiRequestsBy((await cp.rawGet("/metrics")).body);
+    const before = apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body);
     const self0 = procSample();
     const [etcdPid, apiPid] = cp.pids();
     const cp0 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
@@ -100,7 +100,8 @@ export async function runScale(o: ScaleOptions) {
     );
     const endS = (performance.now() - t0) / 1000;
     const allRunningS = allRan ? (Math.max(...running.values()) - t0) / 1000 : undefined;
-    const after = apiRequestsBy((await cp.rawGet("/metrics")).body);
+    // An API server still working through a burst answers slowly: wait for it.
+    const after = apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body);
     const requests = apiRequestsDelta(before, after, o.domains);
     // A domain that never ran counts as slower than any that did (its latency is past the run's end).
     const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.POSITIVE_INFINITY) - t) / 1000);

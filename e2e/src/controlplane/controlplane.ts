@@ -256,14 +256,14 @@ export class ControlPlane {
   }
 
   /** GET on the API server with admin credentials, outside client-node. */
-  async rawGet(path: string): Promise<{ status: number; body: string }> {
+  async rawGet(path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
     const [ca, cert, key] = await Promise.all([
       readFile(this.pki.ca.certFile),
       readFile(this.pki.admin.certFile),
       readFile(this.pki.admin.keyFile),
     ]);
     return new Promise((resolve, reject) => {
-      const req = request(`${this.server}${path}`, { ca, cert, key, timeout: 5000 }, (res) => {
+      const req = request(`${this.server}${path}`, { ca, cert, key, timeout: timeoutMs }, (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (c: string) => {
