@@ -19,7 +19,10 @@ export const resources = {
 } as const;
 
 /** Lease of a host's node agent, in the agents' namespace: renewed as its heartbeat. */
-export const HOST_LEASE_PREFIX = "xenhost-";
+const HOST_LEASE_PREFIX = "xenhost-";
 export const hostLeaseName = (host: string) => `${HOST_LEASE_PREFIX}${host}`;
+/** The host whose agent holds a Lease of that name, or undefined for any other Lease. */
+export const hostOfLease = (lease: string) =>
+  lease.startsWith(HOST_LEASE_PREFIX) ? lease.slice(HOST_LEASE_PREFIX.length) : undefined;
 /** The Xen domain name of a XenDomain: namespace and name, unambiguous since namespaces have no dots. */
 export const xenDomainName = (namespace: string, name: string) => `${namespace}.${name}`;

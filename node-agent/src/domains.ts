@@ -25,7 +25,7 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
-import { type Action, type Backoff, plan } from "./plan.ts";
+import { type Action, alive, type Backoff, plan } from "./plan.ts";
 
 /** Failures a retry cannot fix until the spec or the host changes. */
 const STALLING = new Set([
@@ -36,8 +36,6 @@ const STALLING = new Set([
   "InsufficientMemory",
   "NotMigratable",
 ]);
-/** States of a domain that is up (xl shows an idle guest as blocked). */
-const LIVE = new Set(["running", "blocked", "paused"]);
 const AGENT_CONDITIONS = new Set(["Ready", "Stalled", "Reconciling", "Migratable"]);
 
 export interface DomainControllerDeps {
@@ -182,7 +180,7 @@ export class DomainController {
     }
     const settled = a.kind === "none" || a.kind === "wait";
     // A domain that started as asked is ready now: one status write for a start, not two.
-    const started = (a.kind === "create" || a.kind === "restore") && LIVE.has(after?.state ?? "absent");
+    const started = (a.kind === "create" || a.kind === "restore") && alive(after?.state);
     await this.write(xd, after, phase, status, settled || started ? "Ready" : "Reconciling", p.reason);
     if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
     if (!settled) return { requeueAfterMs: 10 };

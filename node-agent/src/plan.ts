@@ -54,7 +54,8 @@ export function restartBackoffMs(restarts: number, b: Backoff = DEFAULT_BACKOFF)
   return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, restarts - 1));
 }
 
-const alive = (s: string | undefined) => s === "running" || s === "blocked" || s === "paused";
+/** A domain that is up in one of these hypervisor states (xl shows an idle guest as blocked). */
+export const alive = (s: string | undefined) => s === "running" || s === "blocked" || s === "paused";
 
 /** Whether the domain should exist and run here, given its strategy and history. */
 export function wantsRunning(spec: XenDomainSpec, status: XenDomainStatus | undefined): boolean {

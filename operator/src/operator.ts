@@ -3,7 +3,7 @@
 // maintenance, balancing, HA) join here.
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
-  HOST_LEASE_PREFIX,
+  hostOfLease,
   resources,
   type XenBalancer,
   type XenDomain,
@@ -81,10 +81,7 @@ export class Operator {
       })
         .watch(hosts)
         // A renewal after an expiry brings a host back at once.
-        .watch(leases, (ev) => {
-          const name = ev.obj.metadata.name ?? "";
-          return name.startsWith(HOST_LEASE_PREFIX) ? name.slice(HOST_LEASE_PREFIX.length) : undefined;
-        }),
+        .watch(leases, (ev) => hostOfLease(ev.obj.metadata.name ?? "")),
     );
 
     const scheduler = new Scheduler({

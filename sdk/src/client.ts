@@ -40,14 +40,6 @@ export interface ApplyOptions {
   subresource?: "status";
 }
 
-const methods: Record<string, HttpMethod> = {
-  GET: HttpMethod.GET,
-  POST: HttpMethod.POST,
-  PUT: HttpMethod.PUT,
-  PATCH: HttpMethod.PATCH,
-  DELETE: HttpMethod.DELETE,
-};
-
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly server: string;
