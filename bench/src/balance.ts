@@ -102,6 +102,7 @@ export function greedy(hosts: BalanceHost[], domains: BalanceDomain[], k: number
     maxMovesPerHost: 8,
     minGain: 0,
     beam: 1,
+    refine: false,
     fanout: hosts.length,
   });
 }
@@ -188,6 +189,18 @@ export interface QualityRow {
   optimum: number;
 }
 
+export interface MovesRow {
+  shape: Shape;
+  seed: number;
+  /** Moves until greedy found no single move that helps, and the imbalance there. */
+  greedyMoves: number;
+  greedyImbalance: number;
+  /** Ours with as many moves. */
+  oursImbalance: number;
+  /** For greedy's imbalance after k moves: the fewest moves ours needs to reach it (undefined: not within greedy's total). */
+  levels: Array<{ greedyMoves: number; imbalance: number; oursMoves: number | undefined }>;
+}
+
 export function runBalance(size: "small" | "full") {
   const shapes: Shape[] = ["skewed", "hotspot", "fresh-empty"];
   const seeds = size === "full" ? [1, 2, 3, 4, 5] : [1];
@@ -218,35 +231,30 @@ export function runBalance(size: "small" | "full") {
           });
       }
 
-  // Moves needed to reach greedy's imbalance with a budget of 8 on mid-size clusters.
-  const moves: Array<{
-    shape: Shape;
-    seed: number;
-    greedyMoves: number;
-    greedyImbalance: number;
-    oursMoves: number;
-    oursImbalance: number;
-  }> = [];
+  // Moves to reach the imbalance greedy reaches: greedy runs until no single move helps (at most 8
+  // per host); ours searches as many moves under the same per-host limit. Levels: greedy's
+  // imbalance after 8, 16 and 32 moves, and where it stops.
+  const moves: MovesRow[] = [];
   const [mh, md] = size === "full" ? [50, 500] : [10, 60];
   for (const shape of shapes)
     for (const seed of seeds) {
       const { hosts, domains } = generate(shape, mh, md, seed);
-      const g = greedy(hosts, domains, 8);
-      let found = { k: g.moves.length, imb: g.projected };
-      for (let k = 1; k <= 8; k++) {
-        const o = ours(hosts, domains, k, 8);
-        if (o.projected <= g.projected + 1e-12) {
-          found = { k: o.moves.length, imb: o.projected };
-          break;
-        }
-      }
+      const g = greedy(hosts, domains, 100_000);
+      const o = ours(hosts, domains, g.moves.length, 8);
+      const gc = g.curve ?? [g.imbalance];
+      const oc = o.curve ?? [o.imbalance];
+      const levels = [8, 16, 32, g.moves.length].filter((k, i, all) => k <= g.moves.length && all.indexOf(k) === i);
       moves.push({
         shape,
         seed,
         greedyMoves: g.moves.length,
         greedyImbalance: g.projected,
-        oursMoves: found.k,
-        oursImbalance: found.imb,
+        oursImbalance: o.projected,
+        levels: levels.map((k) => {
+          const target = gc[k] ?? g.projected;
+          const need = oc.findIndex((x) => x <= target + 1e-12);
+          return { greedyMoves: k, imbalance: target, oursMoves: need < 0 ? undefined : need };
+        }),
       });
     }
 

@@ -34,6 +34,17 @@ describe("benchmarks at a small size", () => {
       assert.ok(q.optimum <= q.greedy + 1e-9);
       assert.ok(q.ours <= q.initial + 1e-12);
     }
+    // Each "moves ours needs" is a plan with that budget that really reaches greedy's level, and one move fewer does not.
+    assert.ok(b.moves.length > 0);
+    for (const x of b.moves) {
+      const { hosts, domains } = generate(x.shape, 10, 60, x.seed);
+      for (const l of x.levels) {
+        if (l.oursMoves === undefined) continue;
+        assert.ok(ours(hosts, domains, l.oursMoves, 8).projected <= l.imbalance + 1e-12, JSON.stringify(l));
+        if (l.oursMoves > 0)
+          assert.ok(ours(hosts, domains, l.oursMoves - 1, 8).projected > l.imbalance + 1e-12, JSON.stringify(l));
+      }
+    }
     assert.equal(b.trace.cooldownViolations, 0);
     assert.ok(b.trace.moves > 0);
     assert.ok(b.decision.ms > 0 && b.decision.moves >= 0);

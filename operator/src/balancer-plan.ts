@@ -41,6 +41,8 @@ export interface BalanceParams {
   beam?: number;
   /** Most loaded and least loaded hosts considered as sources and targets at each step. */
   fanout?: number;
+  /** Improve the best sequence at each length by exchanging moves (default true; false with beam 1 is plain greedy). */
+  refine?: boolean;
   policy?: OvercommitPolicy;
 }
 
@@ -57,6 +59,8 @@ export interface BalancePlan {
   imbalance: number;
   projected: number;
   moves: Move[];
+  /** Lowest imbalance found with at most k moves, for k = 0, 1, ... (the search's progress). */
+  curve?: number[];
   /** Why nothing is proposed, when nothing is. */
   idle?: string;
 }
@@ -171,24 +175,164 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
     objective: imb0,
     gib: 0,
   };
+  const index = new Map(hosts.map((h, i) => [h.name, i]));
+  const accepts = (i: number) => {
+    const h = hosts[i];
+    return !!h && h.ready && !h.unschedulable && !h.inMaintenance;
+  };
+
+  /** The state a sequence of moves leads to, or undefined if some move in it no longer pays. */
+  const stateOf = (moves: Array<Pick<Move, "key" | "source" | "target">>): State | undefined => {
+    const load = Float64Array.from(load0);
+    const perHost = new Int32Array(hosts.length);
+    let sum = sum0;
+    let sumSq = sumSq0;
+    let gib = 0;
+    const out: Move[] = [];
+    for (const m of moves) {
+      const d = byKey.get(m.key);
+      const si = index.get(m.source);
+      const ti = index.get(m.target);
+      if (!d || si === undefined || ti === undefined) return undefined;
+      const before = std(sum, sumSq);
+      const ls = load[si] ?? 0;
+      const lt = load[ti] ?? 0;
+      const o = contribution(d, hosts[si] as BalanceHost);
+      const inc = contribution(d, hosts[ti] as BalanceHost);
+      if (counted[si]) {
+        sum -= o;
+        sumSq += (ls - o) ** 2 - ls ** 2;
+      }
+      if (counted[ti]) {
+        sum += inc;
+        sumSq += (lt + inc) ** 2 - lt ** 2;
+      }
+      load[si] = ls - o;
+      load[ti] = lt + inc;
+      perHost[si] = (perHost[si] ?? 0) + 1;
+      perHost[ti] = (perHost[ti] ?? 0) + 1;
+      const gain = before - std(sum, sumSq);
+      const g = d.memoryMiB / 1024;
+      // Every move must still pay for itself where it stands in the sequence.
+      if (gain <= 0 || gain * scale < p.minGain * g) return undefined;
+      gib += g;
+      out.push({ key: m.key, source: m.source, target: m.target, memoryMiB: d.memoryMiB, gain });
+    }
+    return {
+      load,
+      moves: out,
+      perHost,
+      moved: new Set(out.map((m) => m.key)),
+      sum,
+      sumSq,
+      gib,
+      objective: std(sum, sumSq) + (p.minGain * gib) / scale,
+    };
+  };
+
+  /** What a host holds from the point of move `at` on, at its fullest: every move into it, only the moves out before `at`. */
+  const fullest = (moves: Move[], at: number, host: string): PlacedDomain[] => {
+    const gone = new Set(moves.filter((m, j) => j < at && m.source === host).map((m) => m.key));
+    const list = (placed0.get(host) ?? []).filter((d) => !gone.has((d as BalanceDomain).key));
+    for (const [j, m] of moves.entries()) {
+      const d = j !== at && m.target === host ? byKey.get(m.key) : undefined;
+      if (d) list.push(d);
+    }
+    return list;
+  };
+
+  /**
+   * Local improvement of a sequence: replace one move by another from the same source (another
+   * domain, another target, or both) while that lowers the objective. Beam search commits to
+   * moves that looked best when made; this revisits them in the light of the moves after them.
+   */
+  const polish = (s: State): State => {
+    let cur = s;
+    for (let round = 0; round < 2 * cur.moves.length + 4; round++) {
+      const alts: Array<{ i: number; d: BalanceDomain; ti: number; objective: number }> = [];
+      for (const [i, m] of cur.moves.entries()) {
+        const si = index.get(m.source) as number;
+        const t0 = index.get(m.target) as number;
+        const src = hosts[si] as BalanceHost;
+        const d0 = byKey.get(m.key) as BalanceDomain;
+        const o0 = contribution(d0, src);
+        const i0 = contribution(d0, hosts[t0] as BalanceHost);
+        const ls = (cur.load[si] ?? 0) + o0; // the source as if move i were not made
+        const l0 = (cur.load[t0] ?? 0) - i0;
+        let sumB = cur.sum;
+        let sumSqB = cur.sumSq;
+        if (counted[si]) {
+          sumB += o0;
+          sumSqB += ls ** 2 - (ls - o0) ** 2;
+        }
+        if (counted[t0]) {
+          sumB -= i0;
+          sumSqB += l0 ** 2 - (l0 + i0) ** 2;
+        }
+        for (const d of byHost.get(m.source) ?? []) {
+          if (!d.movable || (d !== d0 && cur.moved.has(d.key))) continue;
+          const o = contribution(d, src);
+          for (let ti = 0; ti < hosts.length; ti++) {
+            if (ti === si || (d === d0 && ti === t0) || !accepts(ti)) continue;
+            if ((cur.perHost[ti] ?? 0) - (ti === t0 ? 1 : 0) >= p.maxMovesPerHost) continue;
+            const inc = contribution(d, hosts[ti] as BalanceHost);
+            const lt = ti === t0 ? l0 : (cur.load[ti] ?? 0);
+            let sum = sumB;
+            let sumSq = sumSqB;
+            if (counted[si]) {
+              sum -= o;
+              sumSq += (ls - o) ** 2 - ls ** 2;
+            }
+            if (counted[ti]) {
+              sum += inc;
+              sumSq += (lt + inc) ** 2 - lt ** 2;
+            }
+            const objective =
+              std(sum, sumSq) + (p.minGain * (cur.gib - d0.memoryMiB / 1024 + d.memoryMiB / 1024)) / scale;
+            if (objective < cur.objective - 1e-12) alts.push({ i, d, ti, objective });
+          }
+        }
+      }
+      if (alts.length === 0) break;
+      alts.sort((a, b) => a.objective - b.objective);
+      let next: State | undefined;
+      for (const a of alts) {
+        const m = cur.moves[a.i] as Move;
+        const tgt = hosts[a.ti] as BalanceHost;
+        if (unfit(a.d, tgt, fullest(cur.moves, a.i, tgt.name), policy)) continue;
+        if (a.d.key !== m.key) {
+          // The domain that no longer moves stays on its source: it must fit there with everything that arrives.
+          const stay = fullest(cur.moves, a.i, m.source).filter((x) => (x as BalanceDomain).key !== a.d.key);
+          if (
+            unfit(byKey.get(m.key) as BalanceDomain, hosts[index.get(m.source) as number] as BalanceHost, stay, policy)
+          )
+            continue;
+        }
+        const moves = cur.moves.map((x, j) => (j === a.i ? { key: a.d.key, source: m.source, target: tgt.name } : x));
+        next = stateOf(moves);
+        if (next && next.objective < cur.objective - 1e-12) break;
+        next = undefined;
+      }
+      if (!next) break;
+      cur = next;
+    }
+    return cur;
+  };
+
   let frontier: State[] = [start];
   let best = start;
-  for (let step = 0; step < p.maxMoves; step++) {
+  const curve: number[] = [imb0];
+  const candidates = (frontier: State[], fanout: number): Candidate[] => {
     const next: Candidate[] = [];
     for (const s of frontier) {
       const order = hosts
         .map((_, i) => i)
         .filter((i) => counted[i] || (byHost.get(hosts[i]?.name ?? "")?.length ?? 0) > 0);
       order.sort((a, b) => (s.load[b] ?? 0) - (s.load[a] ?? 0));
-      const sources = order.slice(0, fanout);
-      const targets = order
-        .slice()
-        .reverse()
-        .filter((i) => {
-          const h = hosts[i];
-          return h?.ready && !h.unschedulable && !h.inMaintenance;
-        })
-        .slice(0, fanout);
+      // Hosts at their move limit take no part: they would only use up the fanout.
+      const open = order.filter((i) => (s.perHost[i] ?? 0) < p.maxMovesPerHost);
+      const sources = open.slice(0, fanout);
+      const targets = open.reverse().filter(accepts).slice(0, fanout);
       const cur = std(s.sum, s.sumSq);
       const cache = new Map<string, PlacedDomain[]>();
       const placedOf = (name: string) => {
@@ -248,6 +392,13 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
         }
       }
     }
+    return next;
+  };
+
+  for (let step = 0; step < p.maxMoves; step++) {
+    let next = candidates(frontier, fanout);
+    // Near balance the moves that still help may lie between middling hosts: look at all of them.
+    if (next.length === 0 && fanout < hosts.length) next = candidates(frontier, hosts.length);
     if (next.length === 0) break;
     next.sort((a, b) => a.objective - b.objective || a.from.moves.length - b.from.moves.length);
     // Keep distinct branches: the same set of moves reached in another order is one state.
@@ -286,7 +437,10 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
       });
       if (frontier.length >= beam) break;
     }
-    if (frontier[0] && frontier[0].objective < best.objective - 1e-12) best = frontier[0];
+    const top = frontier[0] && (p.refine === false ? frontier[0] : polish(frontier[0]));
+    if (top && top !== frontier[0]) frontier.unshift(top);
+    if (top && top.objective < best.objective - 1e-12) best = top;
+    curve.push(std(best.sum, best.sumSq));
   }
   const projected = std(best.sum, best.sumSq);
   if (best.moves.length === 0)
@@ -296,7 +450,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
       moves: [],
       idle: "no move lowers the imbalance enough to pay for its migration",
     };
-  return { imbalance: imb0, projected, moves: best.moves };
+  return { imbalance: imb0, projected, moves: best.moves, curve };
 }
 
 /** A host's placements after the moves of a branch (the moves are few: rebuilt on demand). */

@@ -212,6 +212,33 @@ describe("balancer planner", () => {
     );
   });
 
+  it("revisits an earlier move in the light of the moves after it", () => {
+    // Memory only. a: 10+7+3 GiB, b: 6+12, c: empty. Best single move first: 10 GiB a -> c, then
+    // 6 GiB b -> c (a 10, b 12, c 16). Moving 7 GiB instead of 10 ends at a 13, b 12, c 13.
+    const hosts = ["a", "b", "c"].map((n) => host(n));
+    const gib = (key: string, h: string, g: number) => dom(key, h, { memoryMiB: g * 1024, cpuCores: 0 });
+    const domains = [gib("d10", "a", 10), gib("d7", "a", 7), gib("d3", "a", 3), gib("d6", "b", 6), gib("d12", "b", 12)];
+    const p = {
+      ...P,
+      weights: { cpu: 0, memory: 1 },
+      threshold: 0,
+      minGain: 0,
+      maxMovesPerHost: 4,
+      maxMoves: 2,
+      beam: 1,
+    };
+    const plain = planBalance(hosts, domains, { ...p, refine: false });
+    assert.deepEqual(
+      plain.moves.map((m) => `${m.key}>${m.target}`),
+      ["d10>c", "d6>c"],
+    );
+    const refined = planBalance(hosts, domains, p);
+    assert.deepEqual(refined.moves.map((m) => `${m.key}>${m.target}`).sort(), ["d6>c", "d7>c"]);
+    assert.ok(refined.projected < plain.projected / 2, `${refined.projected} vs ${plain.projected}`);
+    const after = checkLimits(hosts, domains, p, refined.moves);
+    assert.ok(Math.abs(imbalance(hosts, hostLoads(hosts, after, p.weights)) - refined.projected) < 1e-9);
+  });
+
   it("over a long drifting-load run with the cooldown applied, never moves a domain twice within it", () => {
     // 288 passes of 5 minutes (24 hours), loads drifting as a random walk; cooldown 30 minutes.
     let seed = 7;
