@@ -35,7 +35,7 @@ export interface AgentOptions {
   /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
   migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
   workers?: number;
-  /** How often each running domain's CPU time goes to its status (default 60 s). */
+  /** How often each running domain's CPU time goes to its status (default 5 minutes). */
   cpuReportIntervalMs?: number;
   /** Crash-restart backoff (default: 10 s doubling to 5 min). */
   restartBackoff?: Backoff;
