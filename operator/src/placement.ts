@@ -44,6 +44,11 @@ export const DEFAULT_OVERCOMMIT: OvercommitPolicy = { cpuRatio: 4, memoryRatio: 
 /** What is placed on each host: bound domains plus those assumed bound but not yet seen. */
 export type Placements = Map<string, PlacedDomain[]>;
 
+/** Read-only view of what is placed on each host (a Placements map, or an index kept from events). */
+export interface PlacementLookup {
+  get(host: string): readonly PlacedDomain[] | undefined;
+}
+
 const matches = (sel: Record<string, string>, labels: Record<string, string>) =>
   Object.entries(sel).every(([k, v]) => labels[k] === v);
 
@@ -51,7 +56,7 @@ const matches = (sel: Record<string, string>, labels: Record<string, string>) =>
 export function unfit(
   req: DomainRequest,
   host: HostView,
-  placed: PlacedDomain[],
+  placed: readonly PlacedDomain[],
   policy: OvercommitPolicy = DEFAULT_OVERCOMMIT,
 ): string | undefined {
   if (!host.ready) return "not ready";
@@ -59,10 +64,12 @@ export function unfit(
   if (host.unschedulable) return "cordoned";
   if (!host.guestTypes.includes(req.type)) return `cannot run ${req.type} guests`;
   if (!matches(req.hostSelector, host.labels)) return "didn't match the host selector";
-  const usedPci = new Set(placed.flatMap((d) => d.pciDevices));
-  for (const p of req.pciDevices) {
-    if (!host.pciAssignable.includes(p)) return `no PCI device ${p}`;
-    if (usedPci.has(p)) return `PCI device ${p} in use`;
+  if (req.pciDevices.length > 0) {
+    const usedPci = new Set(placed.flatMap((d) => d.pciDevices));
+    for (const p of req.pciDevices) {
+      if (!host.pciAssignable.includes(p)) return `no PCI device ${p}`;
+      if (usedPci.has(p)) return `PCI device ${p} in use`;
+    }
   }
   for (const term of req.antiAffinity) {
     if (placed.some((d) => d.namespace === req.namespace && matches(term, d.labels))) return "anti-affinity";
@@ -82,7 +89,7 @@ export function unfit(
 export function score(
   req: DomainRequest,
   host: HostView,
-  placed: PlacedDomain[],
+  placed: readonly PlacedDomain[],
   policy: OvercommitPolicy = DEFAULT_OVERCOMMIT,
 ): number {
   const memFrac = (placed.reduce((s, d) => s + d.memoryMiB, 0) + req.memoryMiB) / (host.memoryMiB * policy.memoryRatio);
@@ -108,7 +115,7 @@ export function unschedulableMessage(total: number, reasons: Record<string, numb
 export function place(
   req: DomainRequest,
   hosts: HostView[],
-  placements: Placements,
+  placements: PlacementLookup,
   policy: OvercommitPolicy = DEFAULT_OVERCOMMIT,
 ): Decision {
   let best: { host: string; score: number } | undefined;

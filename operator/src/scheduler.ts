@@ -13,13 +13,13 @@ import {
   type Informer,
   type KubeClient,
   type Logger,
-  objectKey,
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
 import type { OperatorMetrics } from "./metrics.ts";
-import { assume, DEFAULT_OVERCOMMIT, type OvercommitPolicy, place } from "./placement.ts";
-import { hostView, placed, placements, request } from "./views.ts";
+import { DEFAULT_OVERCOMMIT, type OvercommitPolicy, type PlacedDomain, place } from "./placement.ts";
+import { PlacementIndex } from "./placement-index.ts";
+import { hostView, placed, request } from "./views.ts";
 
 export const DOMAIN_FINALIZER = "kubexen.io/domain";
 export const SCHEDULER_MANAGER = "kubexen-scheduler";
@@ -39,18 +39,27 @@ export class Scheduler {
   private readonly d: SchedulerDeps;
   /** Bindings written but not yet seen by the informer: key -> host. */
   private readonly assumed = new Map<string, string>();
+  /** Domains found unschedulable, with the message they were given. */
   private readonly lastMessage = new Map<string, string>();
+  private readonly index = new PlacementIndex();
 
   constructor(d: SchedulerDeps) {
     this.d = d;
+    d.domains.addHandler((ev) => this.index.apply(ev));
   }
 
-  /** Keys of domains waiting for a host (to retry when hosts change). */
+  /**
+   * Keys of domains found unschedulable and still waiting, to retry when hosts or maintenances
+   * change (kube-scheduler's unschedulable queue). Domains not yet decided are queued already.
+   */
   pending(): string[] {
-    return this.d.domains
-      .list()
-      .filter((x) => !x.status?.host && !x.metadata.deletionTimestamp)
-      .map(objectKey);
+    const out: string[] = [];
+    for (const key of this.lastMessage.keys()) {
+      const x = this.d.domains.get(key);
+      if (!x) this.lastMessage.delete(key);
+      else if (!x.status?.host && !x.metadata.deletionTimestamp) out.push(key);
+    }
+    return out;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -62,16 +71,23 @@ export class Scheduler {
       return undefined;
     }
     if (this.assumed.has(key)) return undefined;
-    const all = d.domains.list();
-    const current = placements(all);
+    // Bound domains from the index, plus the bindings written but not seen yet.
+    const assumedOn = new Map<string, PlacedDomain[]>();
     for (const [k, host] of this.assumed) {
       const obj = d.domains.get(k);
       if (!obj || obj.status?.host) {
         this.assumed.delete(k);
         continue;
       }
-      assume(current, host, placed(obj));
+      assumedOn.set(host, [...(assumedOn.get(host) ?? []), placed(obj)]);
     }
+    const current = {
+      get: (host: string) => {
+        const extra = assumedOn.get(host);
+        const base = this.index.get(host);
+        return extra ? [...(base ?? []), ...extra] : base;
+      },
+    };
     const maint = d.maintenances.list();
     const hosts = d.hosts.list().map((h) => hostView(h, maint));
     const decision = place(request(xd), hosts, current, d.policy ?? DEFAULT_OVERCOMMIT);
