@@ -34,7 +34,15 @@ export async function runScale(o: ScaleOptions) {
   const op = startSupervised(
     "operator",
     process.execPath,
-    [OPERATOR, "--kubeconfig", cp.tokenKubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
+    [
+      ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
+      OPERATOR,
+      "--kubeconfig",
+      cp.tokenKubeconfigPath,
+      "--no-leader-elect",
+      "--metrics-port",
+      "0",
+    ],
     { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
   );
   const metrics = new SdkMetrics();

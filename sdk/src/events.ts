@@ -19,6 +19,8 @@ export interface EventRecorderOptions {
   burst?: number;
   refillPerSecond?: number;
   aggregateWindowMs?: number;
+  /** Objects and events remembered for aggregation and rate limits, least recently used dropped first (client-go: 4096). */
+  maxTracked?: number;
   logger?: Logger;
   metrics?: SdkMetrics;
 }
@@ -45,6 +47,7 @@ export class EventRecorder {
       burst: 25,
       refillPerSecond: 1 / 300,
       aggregateWindowMs: 10 * 60_000,
+      maxTracked: 4096,
       ...opts,
     };
     this.log = opts.logger ?? defaultLogger();
@@ -71,11 +74,11 @@ export class EventRecorder {
         });
         return;
       }
-      let bucket = this.buckets.get(uid);
-      if (!bucket) {
-        bucket = new TokenBucket(this.opts.refillPerSecond, this.opts.burst);
-        this.buckets.set(uid, bucket);
-      }
+      // Re-inserted on use, so the Map's order is least recently used first.
+      const bucket = this.buckets.get(uid) ?? new TokenBucket(this.opts.refillPerSecond, this.opts.burst);
+      this.buckets.delete(uid);
+      this.buckets.set(uid, bucket);
+      dropOldest(this.buckets, this.opts.maxTracked);
       if (!bucket.tryTake()) {
         this.metrics.eventsDropped.inc({ reason: "rate-limited" });
         return;
@@ -104,15 +107,27 @@ export class EventRecorder {
         },
         namespace,
       );
+      this.seen.delete(key);
       this.seen.set(key, { name, namespace, count: 1, first: now });
-      if (this.seen.size > 4096) this.prune(now);
+      this.prune(now);
     } catch (err) {
       this.metrics.eventsDropped.inc({ reason: "error" });
       this.log.warn({ err: errorMessage(err), reason, object: regarding.metadata.name }, "could not record event");
     }
   }
 
+  /** Oldest first (insertion order is by first sight): stops at the first entry still in its window, once under the cap. */
   private prune(now: number): void {
-    for (const [k, v] of this.seen) if (now - v.first >= this.opts.aggregateWindowMs) this.seen.delete(k);
+    for (const [k, v] of this.seen) {
+      if (this.seen.size <= this.opts.maxTracked && now - v.first < this.opts.aggregateWindowMs) break;
+      this.seen.delete(k);
+    }
+  }
+}
+
+function dropOldest<K, V>(m: Map<K, V>, max: number): void {
+  for (const k of m.keys()) {
+    if (m.size <= max) break;
+    m.delete(k);
   }
 }

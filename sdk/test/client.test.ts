@@ -127,6 +127,47 @@ describe("client writes", () => {
     assert.equal(mine.filter((e) => e.reason === "Tick").length, 4, "burst of 5 per object: 1 CrashLoop + 4 Ticks");
   });
 
+  it("remembers a bounded number of objects for aggregation: the least recently seen start a new Event", async () => {
+    const objs = await Promise.all(
+      ["lru-a", "lru-b", "lru-c"].map((n) => c.client.create(widgets, widget(n, { size: 1 }))),
+    );
+    const rec = new EventRecorder(c.client, {
+      controller: "sdk.kubexen.io/test",
+      maxTracked: 2,
+      logger: quietLogger,
+      metrics: c.metrics,
+    });
+    const [a, b, cc] = objs as [Widget, Widget, Widget];
+    await rec.record(a, "Normal", "Seen", "Look", "same note");
+    await rec.record(a, "Normal", "Seen", "Look", "same note");
+    await rec.record(b, "Normal", "Seen", "Look", "same note");
+    await rec.record(cc, "Normal", "Seen", "Look", "same note");
+    // a's aggregation was the oldest of three with room for two: this is a new Event, not a series bump.
+    await rec.record(a, "Normal", "Seen", "Look", "same note");
+    // c's is still remembered.
+    await rec.record(cc, "Normal", "Seen", "Look", "same note");
+    const list = await c.client.list<{
+      metadata: { name: string };
+      reason: string;
+      series?: { count: number };
+      regarding: { name: string };
+    }>(
+      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
+      { namespace: "sdk-test" },
+    );
+    const of = (n: string) => list.items.filter((e) => e.regarding.name === n && e.reason === "Seen");
+    assert.deepEqual(
+      of("lru-a")
+        .map((e) => e.series?.count ?? 1)
+        .sort(),
+      [1, 2],
+    );
+    assert.deepEqual(
+      of("lru-c").map((e) => e.series?.count ?? 1),
+      [2],
+    );
+  });
+
   it("sends many requests over one connection, and opens a new one after a request times out", async () => {
     const proxy = await frozenProxy(c.cp.port);
     const kc = new KubeConfig();
