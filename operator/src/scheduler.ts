@@ -17,7 +17,7 @@ import {
   setCondition,
 } from "@kubexen/sdk";
 import type { OperatorMetrics } from "./metrics.ts";
-import { DEFAULT_OVERCOMMIT, type OvercommitPolicy, type PlacedDomain, place } from "./placement.ts";
+import { DEFAULT_OVERCOMMIT, type HostView, type OvercommitPolicy, type PlacedDomain, place } from "./placement.ts";
 import { PlacementIndex } from "./placement-index.ts";
 import { hostView, placed, request } from "./views.ts";
 
@@ -42,6 +42,7 @@ export class Scheduler {
   /** Domains found unschedulable, with the message they were given. */
   private readonly lastMessage = new Map<string, string>();
   private readonly index = new PlacementIndex();
+  private readonly views = new WeakMap<XenHost, HostView>();
 
   constructor(d: SchedulerDeps) {
     this.d = d;
@@ -88,8 +89,16 @@ export class Scheduler {
         return extra ? [...(base ?? []), ...extra] : base;
       },
     };
-    const maint = d.maintenances.list();
-    const hosts = d.hosts.list().map((h) => hostView(h, maint));
+    const inMaintenance = new Set(d.maintenances.list().map((m) => m.spec.host));
+    const hosts = d.hosts.list().map((h) => {
+      // A host's view changes only with its object (the informer replaces it on every update).
+      let v = this.views.get(h);
+      if (!v) {
+        v = hostView(h, []);
+        this.views.set(h, v);
+      }
+      return inMaintenance.has(v.name) ? { ...v, inMaintenance: true } : v;
+    });
     const decision = place(request(xd), hosts, current, d.policy ?? DEFAULT_OVERCOMMIT);
     const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
     const conds = (xd.status?.conditions ?? []) as Condition[];
