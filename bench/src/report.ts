@@ -49,7 +49,9 @@ export function render(r: {
       "scheduled (create to bound to a host) and started (bound to Running: the agent's create and",
       "report). Everything runs on this machine: the API server, etcd, the operator, and every agent",
       "with its sim host in one process; all authenticate by bearer token, as the chart's service",
-      "accounts do. A run that had not finished after 600 s says how many of its domains ran.",
+      "accounts do. The operator runs with the chart's heap limit (`operator.maxHeapMiB`" +
+        (largest?.operator?.heapLimitMiB ? `, ${largest.operator.heapLimitMiB} MiB` : "") +
+        "). A run that had not finished after 600 s says how many of its domains ran.",
       "Anchors: KubeVirt's CI, 100 VMs at 10/s, p50 ≈ 17 s, p95 ≈ 28 s; its density test allows 15",
       "min for 8,000 VMs; its controller uses about 60 MB. Goals: p95 < 1 s at 100/s, 10,000",
       "domains Running within 5 minutes, operator RSS < 300 MB at 10,000 domains.",

@@ -2,15 +2,25 @@
 // hosts (their agents in this process), the operator as its own process.
 // XenDomains are created at a steady rate or in one burst; for each, the time
 // from its create request to the moment a watch sees it Running.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resources, type XenDomain } from "@kubexen/crds";
 import { startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
 import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { parse } from "yaml";
 import { percentile } from "./machine.ts";
 import { apiRequestsBy, apiRequestsDelta, procSample } from "./procstat.ts";
 
 const log = createLogger("bench-scale", process.env.BENCH_LOG_LEVEL ?? "error");
 const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
+const CHART_VALUES = join(import.meta.dirname, "../../charts/kubexen/values.yaml");
+
+/** The operator's heap limit as the chart deploys it (operator.maxHeapMiB): its memory is measured as deployed. */
+export function chartHeapMiB(): number {
+  const n = parse(readFileSync(CHART_VALUES, "utf8"))?.operator?.maxHeapMiB;
+  if (!Number.isInteger(n)) throw new Error(`${CHART_VALUES}: operator.maxHeapMiB is not an integer`);
+  return n;
+}
 
 export interface ScaleOptions {
   hosts: number;
@@ -35,6 +45,7 @@ export async function runScale(o: ScaleOptions) {
     "operator",
     process.execPath,
     [
+      `--max-old-space-size=${chartHeapMiB()}`,
       ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
       OPERATOR,
       "--kubeconfig",
@@ -137,7 +148,12 @@ export async function runScale(o: ScaleOptions) {
       startedS: pcts(boundToRunning),
       apiRequestsPerDomain: requests.reduce((sum, r) => sum + r.perDomain, 0),
       apiRequestsByKind: requests,
-      operator: { rssMiB: opStat.rssMiB, peakRssMiB: opStat.peakRssMiB, cpuSeconds: opStat.cpuSeconds },
+      operator: {
+        rssMiB: opStat.rssMiB,
+        peakRssMiB: opStat.peakRssMiB,
+        cpuSeconds: opStat.cpuSeconds,
+        heapLimitMiB: chartHeapMiB(),
+      },
       agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },
       etcd: { rssMiB: cp1.etcd.rssMiB, cpuSeconds: cp1.etcd.cpuSeconds - cp0.etcd.cpuSeconds },

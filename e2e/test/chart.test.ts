@@ -17,7 +17,7 @@ import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
 import { mintHost } from "@kubexen/node-agent";
 import { Operator } from "@kubexen/operator";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { ControlPlane } from "../src/controlplane/controlplane.ts";
 import { type SimFleet, startSimFleet } from "../src/fleet.ts";
 import { until } from "../src/wait.ts";
@@ -52,6 +52,7 @@ describe("Helm chart", () => {
       [["--set", "operater.replicas=2"], /operater/],
       [["--set", "agent.migrationPort=70000"], /migrationPort/],
       [["--set", "metrics.serviceMonitor.interval=soon"], /interval/],
+      [["--set", "operator.maxHeapMiB=16"], /maxHeapMiB/],
     ];
     for (const [args, re] of bad) {
       const r = await helm(["template", "x", chart, ...args]);
@@ -116,6 +117,15 @@ describe("Helm chart", () => {
     assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.ok(c.livenessProbe && c.readinessProbe && c.resources.limits);
+    // Its heap limit is the chart's, stated beside the memory limit.
+    const heap = parse(readFileSync(join(chart, "values.yaml"), "utf8")).operator.maxHeapMiB;
+    assert.ok(
+      c.env.some(
+        (e: { name: string; value?: string }) =>
+          e.name === "NODE_OPTIONS" && e.value === `--max-old-space-size=${heap}`,
+      ),
+      JSON.stringify(c.env),
+    );
   });
 
   it("upgrades keeping the migration CA, rolls back, and uninstalls keeping CRDs and the CA", async () => {
