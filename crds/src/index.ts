@@ -1,3 +1,4 @@
+export * from "./admission.ts";
 export { allCrds, crdName, toCrd } from "./crd.ts";
 export * from "./identity.ts";
 export { type KindDef, kinds } from "./kinds.ts";

@@ -1,5 +1,6 @@
 // Every file generated from the schemas, as [path relative to the repository, content].
 import { stringify } from "yaml";
+import { domainFinalizerPolicy, MUTATING_POLICY_API } from "./admission.ts";
 import { crdName, toCrd } from "./crd.ts";
 import { apiReference } from "./docs.ts";
 import { healthScripts } from "./health.ts";
@@ -16,6 +17,22 @@ export function chartCrdYaml(): Array<[string, string]> {
   return crdYaml().map(([path, content]) => [path.replace(/^crds\/generated\//, "charts/kubexen/crds/"), content]);
 }
 
+const docs = (objs: object[]) => objs.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+
+/** Admission policies: plain for `kubectl apply`, and as a chart template rendered only where the API exists. */
+export function admissionYaml(): Array<[string, string]> {
+  const labels = { "app.kubernetes.io/part-of": "kubexen" };
+  return [
+    ["crds/generated/admission/domain-finalizer.yaml", header + docs(domainFinalizerPolicy(labels))],
+    [
+      "charts/kubexen/templates/domain-finalizer-policy.yaml",
+      `${header}{{- if .Capabilities.APIVersions.Has "${MUTATING_POLICY_API}" }}\n${docs(
+        domainFinalizerPolicy({ ...labels, "app.kubernetes.io/instance": "{{ .Release.Name }}" }),
+      )}{{- end }}\n`,
+    ],
+  ];
+}
+
 export function generatedFiles(): Array<[string, string]> {
-  return [...crdYaml(), ...chartCrdYaml(), ...healthScripts(), ["docs/api.md", apiReference()]];
+  return [...crdYaml(), ...chartCrdYaml(), ...admissionYaml(), ...healthScripts(), ["docs/api.md", apiReference()]];
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { ControlPlane, type ControlPlaneOptions } from "./controlplane/controlplane.ts";
 
 export const crdDir = fileURLToPath(new URL("../../crds/generated", import.meta.url));
+export const admissionDir = fileURLToPath(new URL("../../crds/generated/admission", import.meta.url));
 
 export async function installKubexen(cp: ControlPlane, namespaces: string[] = []): Promise<void> {
   await cp.kubectlOk(["apply", "--server-side", "-f", crdDir]);
@@ -15,6 +16,8 @@ export async function installKubexen(cp: ControlPlane, namespaces: string[] = []
     "-l",
     "app.kubernetes.io/part-of=kubexen",
   ]);
+  // The policies that belong with the CRDs (the finalizer set at creation), as the chart installs them.
+  await cp.kubectlOk(["apply", "--server-side", "-f", admissionDir]);
   for (const ns of ["kubexen-system", ...namespaces]) await cp.kubectlOk(["create", "namespace", ns]);
 }
 

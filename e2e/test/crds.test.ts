@@ -477,6 +477,39 @@ describe("kubexen CRDs on a real API server", () => {
     );
   });
 
+  it("sets the domain finalizer at creation, which a server-side re-apply keeps and a user's finalizer joins", async () => {
+    await cp.kubectlOk(["create", "namespace", "api-fin"]);
+    const manifest = (memory: string, finalizers = "") =>
+      `apiVersion: kubexen.io/v1alpha1\nkind: XenDomain\nmetadata: {name: gitops, namespace: api-fin${finalizers}}\nspec: {memory: ${memory}, boot: {kernel: /boot/vmlinuz}}\n`;
+    const apply = (m: string) =>
+      cp.kubectlOk(["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"], { input: m });
+    const get = async () =>
+      JSON.parse(await cp.kubectlOk(["get", "xd", "gitops", "-n", "api-fin", "-o", "json", "--show-managed-fields"]));
+    await apply(manifest("1Gi"));
+    let xd = await get();
+    // No operator runs here: the API server set it.
+    assert.deepEqual(xd.metadata.finalizers, ["kubexen.io/domain"]);
+    const owned = JSON.stringify(
+      xd.metadata.managedFields.find((m: { manager: string }) => m.manager === "argocd-controller"),
+    );
+    assert.doesNotMatch(owned, /finalizers/, "the applier does not own the finalizer");
+    await apply(manifest("2Gi"));
+    xd = await get();
+    assert.equal(xd.spec.memory, "2Gi");
+    assert.deepEqual(xd.metadata.finalizers, ["kubexen.io/domain"], "kept by the next apply");
+    // A domain created with a finalizer of its own gets ours beside it, once.
+    await cp.kubectlOk(["apply", "-f", "-"], {
+      input: manifest("1Gi", ", finalizers: [example.com/backup]").replace("gitops", "own"),
+    });
+    const own = JSON.parse(await cp.kubectlOk(["get", "xd", "own", "-n", "api-fin", "-o", "json"]));
+    assert.deepEqual(own.metadata.finalizers, ["example.com/backup", "kubexen.io/domain"]);
+    // Cleanup without an operator: drop the finalizers, then delete.
+    for (const n of ["gitops", "own"]) {
+      await cp.kubectlOk(["patch", "xd", n, "-n", "api-fin", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+      await cp.kubectlOk(["delete", "xd", n, "-n", "api-fin"]);
+    }
+  });
+
   it("holds only the valid objects after all the bad ones", async () => {
     const names = (await cp.kubectlOk(["get", "xd", "-n", "api-test", "-o", "name"])).trim().split("\n").sort();
     assert.deepEqual(names, [

@@ -1,8 +1,9 @@
-// Deletion of XenDomains: the finalizer added at binding holds a deleted
+// Deletion of XenDomains: the finalizer (set at creation by the admission
+// policy in crds/src/admission.ts, or by the scheduler at binding) holds a deleted
 // XenDomain until its domain is gone from its host (the agent reports
 // state absent), or it was never bound, or its host no longer exists or
 // was fenced (it runs nothing).
-import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
+import { DOMAIN_FINALIZER, resources, type XenDomain, type XenHost } from "@kubexen/crds";
 import {
   hasFinalizer,
   type Informer,
@@ -12,7 +13,6 @@ import {
   removeFinalizer,
 } from "@kubexen/sdk";
 import { isFenced } from "./fencing.ts";
-import { DOMAIN_FINALIZER } from "./scheduler.ts";
 
 export class Lifecycle {
   private readonly d: { client: KubeClient; domains: Informer<XenDomain>; hosts: Informer<XenHost>; log: Logger };

@@ -5,7 +5,14 @@
 // Scheduled=False with the reasons counted per cause, and is retried
 // whenever a host changes.
 import { randomUUID } from "node:crypto";
-import { resources, stableMac, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import {
+  DOMAIN_FINALIZER,
+  resources,
+  stableMac,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+} from "@kubexen/crds";
 import {
   addFinalizer,
   type Condition,
@@ -21,7 +28,7 @@ import { DEFAULT_OVERCOMMIT, type HostView, type OvercommitPolicy, type PlacedDo
 import { PlacementIndex } from "./placement-index.ts";
 import { hostView, placed, request } from "./views.ts";
 
-export const DOMAIN_FINALIZER = "kubexen.io/domain";
+export { DOMAIN_FINALIZER };
 export const SCHEDULER_MANAGER = "kubexen-scheduler";
 
 export interface SchedulerDeps {
@@ -149,6 +156,7 @@ export class Scheduler {
     const { d } = this;
     const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
     const conds = (xd.status?.conditions ?? []) as Condition[];
+    // Set at admission where the cluster has the policy (crds/src/admission.ts): then this writes nothing.
     await addFinalizer(d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
     const uuid = xd.status?.uuid ?? randomUUID();
     const interfaces = (xd.spec.networks ?? []).map((n, index) => ({
