@@ -3,7 +3,7 @@
 // speed: no timing assertions.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { generate, optimum, ours, runBalance } from "../src/balance.ts";
+import { generate, greedy, optimum, ours, runBalance } from "../src/balance.ts";
 import { runDrain } from "../src/drain.ts";
 import { machine } from "../src/machine.ts";
 import { runMigration } from "../src/migration.ts";
@@ -48,6 +48,16 @@ describe("benchmarks at a small size", () => {
     assert.equal(b.trace.cooldownViolations, 0);
     assert.ok(b.trace.moves > 0);
     assert.ok(b.decision.ms > 0 && b.decision.moves >= 0);
+  });
+
+  it("balancer: never ends above greedy run to where it stops, with as many moves (12 hosts, 80 domains)", () => {
+    for (const shape of ["skewed", "hotspot", "fresh-empty"] as const)
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const { hosts, domains } = generate(shape, 12, 80, seed);
+        const g = greedy(hosts, domains, 100_000);
+        const o = ours(hosts, domains, g.moves.length, 8);
+        assert.ok(o.projected <= g.projected + 1e-12, `${shape} ${seed}: ${o.projected} > greedy ${g.projected}`);
+      }
   });
 
   it("exhaustive optimum: finds the known best move on a tiny cluster", () => {

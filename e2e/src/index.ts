@@ -1,4 +1,4 @@
-export { crdDir, installKubexen, startKubexenControlPlane } from "./cluster.ts";
+export { admissionReady, crdDir, installKubexen, startKubexenControlPlane } from "./cluster.ts";
 export { type Binaries, binaries } from "./controlplane/binaries.ts";
 export { type CommandResult, ControlPlane, type ControlPlaneOptions } from "./controlplane/controlplane.ts";
 export { issueHostCert, type KeyPair, makeCa } from "./controlplane/pki.ts";

@@ -18,6 +18,7 @@ import { mintHost } from "@kubexen/node-agent";
 import { Operator } from "@kubexen/operator";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
 import { parse, parseAllDocuments } from "yaml";
+import { admissionReady } from "../src/cluster.ts";
 import { ControlPlane } from "../src/controlplane/controlplane.ts";
 import { type SimFleet, startSimFleet } from "../src/fleet.ts";
 import { until } from "../src/wait.ts";
@@ -160,6 +161,7 @@ describe("Helm chart", () => {
 
     before(async () => {
       await cp.kubectlOk(["create", "namespace", "apps"]);
+      await admissionReady(cp, "apps");
       for (const h of ["h1", "h2"]) {
         const kc = new KubeConfig();
         kc.loadFromString(await mintHost(cp.kubeConfig(), { host: h, namespace: NS, expirationSeconds: 3600 }));

@@ -395,6 +395,39 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
     return next;
   };
 
+  const moveOf = (c: Candidate): Move => ({
+    key: c.d.key,
+    source: hosts[c.si]?.name ?? "",
+    target: hosts[c.ti]?.name ?? "",
+    memoryMiB: c.d.memoryMiB,
+    gain: c.gain,
+  });
+  const signature = (c: Candidate) =>
+    [...c.from.moves, moveOf(c)]
+      .map((m) => `${m.key}>${m.target}`)
+      .sort()
+      .join("|");
+  const materialize = (c: Candidate): State => {
+    const load = Float64Array.from(c.from.load);
+    load[c.si] = (load[c.si] ?? 0) - c.out;
+    load[c.ti] = (load[c.ti] ?? 0) + c.inc;
+    const perHost = Int32Array.from(c.from.perHost);
+    perHost[c.si] = (perHost[c.si] ?? 0) + 1;
+    perHost[c.ti] = (perHost[c.ti] ?? 0) + 1;
+    return {
+      load,
+      moves: [...c.from.moves, moveOf(c)],
+      perHost,
+      moved: new Set([...c.from.moved, c.d.key]),
+      sum: c.sum,
+      sumSq: c.sumSq,
+      gib: c.from.gib + c.gib,
+      objective: c.objective,
+    };
+  };
+
+  // Plain greedy (refine: false) is the baseline itself; the planner pins the greedy path.
+  let pinned: State | undefined = p.refine === false ? undefined : start;
   for (let step = 0; step < p.maxMoves; step++) {
     let next = candidates(frontier, fanout);
     // Near balance the moves that still help may lie between middling hosts: look at all of them.
@@ -405,37 +438,21 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
     const seen = new Set<string>();
     frontier = [];
     for (const c of next) {
-      const move = {
-        key: c.d.key,
-        source: hosts[c.si]?.name ?? "",
-        target: hosts[c.ti]?.name ?? "",
-        memoryMiB: c.d.memoryMiB,
-        gain: c.gain,
-      };
-      const moves = [...c.from.moves, move];
-      const sig = moves
-        .map((m) => `${m.key}>${m.target}`)
-        .sort()
-        .join("|");
+      const sig = signature(c);
       if (seen.has(sig)) continue;
       seen.add(sig);
-      const load = Float64Array.from(c.from.load);
-      load[c.si] = (load[c.si] ?? 0) - c.out;
-      load[c.ti] = (load[c.ti] ?? 0) + c.inc;
-      const perHost = Int32Array.from(c.from.perHost);
-      perHost[c.si] = (perHost[c.si] ?? 0) + 1;
-      perHost[c.ti] = (perHost[c.ti] ?? 0) + 1;
-      frontier.push({
-        load,
-        moves,
-        perHost,
-        moved: new Set([...c.from.moved, c.d.key]),
-        sum: c.sum,
-        sumSq: c.sumSq,
-        gib: c.from.gib + c.gib,
-        objective: c.objective,
-      });
+      frontier.push(materialize(c));
       if (frontier.length >= beam) break;
+    }
+    // The greedy path stays in the beam: DRS's best single move, repeated (from every host up to 64
+    // hosts, from the fanout above), so no budget ends worse than greedy would.
+    if (pinned) {
+      const children = candidates([pinned], hosts.length <= 64 ? hosts.length : fanout);
+      children.sort((x, y) => x.objective - y.objective);
+      const c = children[0];
+      pinned = c && materialize(c);
+      if (c && pinned && !seen.has(signature(c))) frontier.push(pinned);
+      if (pinned && pinned.objective < best.objective - 1e-12) best = pinned;
     }
     const top = frontier[0] && (p.refine === false ? frontier[0] : polish(frontier[0]));
     if (top && top !== frontier[0]) frontier.unshift(top);

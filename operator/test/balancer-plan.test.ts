@@ -168,7 +168,7 @@ describe("balancer planner", () => {
     for (const m of plan.moves) assert.ok(!m.key.startsWith("w"), `${m.key} would join another web domain`);
   });
 
-  it("keeps every limit and never worsens the imbalance, on random clusters (property)", () => {
+  it("keeps every limit, never worsens the imbalance and never ends above greedy, on random clusters (property)", () => {
     fc.assert(
       fc.property(
         fc.array(fc.record({ cpus: fc.constantFrom(8, 16, 32), mem: fc.constantFrom(16384, 32768, 65536) }), {
@@ -206,6 +206,9 @@ describe("balancer planner", () => {
           const plan = planBalance(hosts, domains, p);
           checkLimits(hosts, domains, p, plan.moves);
           assert.ok(plan.projected <= plan.imbalance + 1e-12);
+          // Never worse than DRS's greedy under the same limits: its path stays in the search.
+          const greedy = planBalance(hosts, domains, { ...p, beam: 1, refine: false, fanout: hosts.length });
+          assert.ok(plan.projected <= greedy.projected + 1e-12, `${plan.projected} > greedy ${greedy.projected}`);
         },
       ),
       { numRuns: 300 },
