@@ -165,6 +165,31 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
       p.weights.memory * (h.memoryMiB > 0 ? d.memoryMiB / h.memoryMiB : 0)) /
     wsum;
 
+  /**
+   * The running sums of counted loads after `out` leaves host si (now at ls) and `inc` arrives at
+   * ti (now at lt): O(1) variance updates. Negative amounts undo a move.
+   */
+  const afterMove = (
+    sum: number,
+    sumSq: number,
+    si: number,
+    ls: number,
+    out: number,
+    ti: number,
+    lt: number,
+    inc: number,
+  ) => {
+    if (counted[si]) {
+      sum -= out;
+      sumSq += (ls - out) ** 2 - ls ** 2;
+    }
+    if (counted[ti]) {
+      sum += inc;
+      sumSq += (lt + inc) ** 2 - lt ** 2;
+    }
+    return { sum, sumSq };
+  };
+
   const start: State = {
     load: load0,
     moves: [],
@@ -199,14 +224,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
       const lt = load[ti] ?? 0;
       const o = contribution(d, hosts[si] as BalanceHost);
       const inc = contribution(d, hosts[ti] as BalanceHost);
-      if (counted[si]) {
-        sum -= o;
-        sumSq += (ls - o) ** 2 - ls ** 2;
-      }
-      if (counted[ti]) {
-        sum += inc;
-        sumSq += (lt + inc) ** 2 - lt ** 2;
-      }
+      ({ sum, sumSq } = afterMove(sum, sumSq, si, ls, o, ti, lt, inc));
       load[si] = ls - o;
       load[ti] = lt + inc;
       perHost[si] = (perHost[si] ?? 0) + 1;
@@ -257,18 +275,10 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
         const d0 = byKey.get(m.key) as BalanceDomain;
         const o0 = contribution(d0, src);
         const i0 = contribution(d0, hosts[t0] as BalanceHost);
-        const ls = (cur.load[si] ?? 0) + o0; // the source as if move i were not made
+        // The source and the target as if move i were not made.
+        const ls = (cur.load[si] ?? 0) + o0;
         const l0 = (cur.load[t0] ?? 0) - i0;
-        let sumB = cur.sum;
-        let sumSqB = cur.sumSq;
-        if (counted[si]) {
-          sumB += o0;
-          sumSqB += ls ** 2 - (ls - o0) ** 2;
-        }
-        if (counted[t0]) {
-          sumB -= i0;
-          sumSqB += l0 ** 2 - (l0 + i0) ** 2;
-        }
+        const base = afterMove(cur.sum, cur.sumSq, si, ls - o0, -o0, t0, l0 + i0, -i0);
         for (const d of byHost.get(m.source) ?? []) {
           if (!d.movable || (d !== d0 && cur.moved.has(d.key))) continue;
           const o = contribution(d, src);
@@ -277,16 +287,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
             if ((cur.perHost[ti] ?? 0) - (ti === t0 ? 1 : 0) >= p.maxMovesPerHost) continue;
             const inc = contribution(d, hosts[ti] as BalanceHost);
             const lt = ti === t0 ? l0 : (cur.load[ti] ?? 0);
-            let sum = sumB;
-            let sumSq = sumSqB;
-            if (counted[si]) {
-              sum -= o;
-              sumSq += (ls - o) ** 2 - ls ** 2;
-            }
-            if (counted[ti]) {
-              sum += inc;
-              sumSq += (lt + inc) ** 2 - lt ** 2;
-            }
+            const { sum, sumSq } = afterMove(base.sum, base.sumSq, si, ls, o, ti, lt, inc);
             const objective =
               std(sum, sumSq) + (p.minGain * (cur.gib - d0.memoryMiB / 1024 + d.memoryMiB / 1024)) / scale;
             if (objective < cur.objective - 1e-12) alts.push({ i, d, ti, objective });
@@ -357,16 +358,7 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
             const inc = contribution(d, tgt);
             const ls = s.load[si] ?? 0;
             const lt = s.load[ti] ?? 0;
-            let sum = s.sum;
-            let sumSq = s.sumSq;
-            if (counted[si]) {
-              sum -= out;
-              sumSq += (ls - out) ** 2 - ls ** 2;
-            }
-            if (counted[ti]) {
-              sum += inc;
-              sumSq += (lt + inc) ** 2 - lt ** 2;
-            }
+            const { sum, sumSq } = afterMove(s.sum, s.sumSq, si, ls, out, ti, lt, inc);
             const after = std(sum, sumSq);
             const gain = cur - after;
             const gib = d.memoryMiB / 1024;

@@ -18,6 +18,15 @@ import { frozenProxy, KubeConfig, quietLogger, startCluster, type Widget, widget
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
 
+/** The Events in a namespace, with the fields the recorder's tests read. */
+const eventsIn = (c: Cluster, namespace: string) =>
+  c.client.list<{
+    metadata: { name: string };
+    reason: string;
+    series?: { count: number };
+    regarding: { name: string };
+  }>({ group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true }, { namespace });
+
 describe("client writes", () => {
   let c: Cluster;
   before(async () => {
@@ -111,15 +120,7 @@ describe("client writes", () => {
     });
     for (let i = 0; i < 4; i++) await rec.record(target, "Warning", "CrashLoop", "Restart", "guest crashed");
     for (let i = 0; i < 10; i++) await rec.record(target, "Normal", "Tick", "Tick", `tick ${i}`);
-    const list = await c.client.list<{
-      metadata: { name: string };
-      reason: string;
-      series?: { count: number };
-      regarding: { name: string };
-    }>(
-      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
-      { namespace: "sdk-test" },
-    );
+    const list = await eventsIn(c, "sdk-test");
     const mine = list.items.filter((e) => e.regarding.name === "noisy");
     const crash = mine.filter((e) => e.reason === "CrashLoop");
     assert.equal(crash.length, 1, "one object for the repeated event");
@@ -146,15 +147,7 @@ describe("client writes", () => {
     await rec.record(a, "Normal", "Seen", "Look", "same note");
     // c's is still remembered.
     await rec.record(cc, "Normal", "Seen", "Look", "same note");
-    const list = await c.client.list<{
-      metadata: { name: string };
-      reason: string;
-      series?: { count: number };
-      regarding: { name: string };
-    }>(
-      { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
-      { namespace: "sdk-test" },
-    );
+    const list = await eventsIn(c, "sdk-test");
     const of = (n: string) => list.items.filter((e) => e.regarding.name === n && e.reason === "Seen");
     assert.deepEqual(
       of("lru-a")
