@@ -32,6 +32,7 @@ export interface ScaleOptions {
 
 export async function runScale(o: ScaleOptions) {
   const perHost = Math.ceil((o.domains / o.hosts) * 1.5);
+  const heapLimitMiB = chartHeapMiB();
   const cp = await startKubexenControlPlane(["bench"]);
   // Everyone authenticates by bearer token, as the chart's service accounts do.
   const kubeConfig = () => cp.kubeConfig({ token: true });
@@ -45,7 +46,7 @@ export async function runScale(o: ScaleOptions) {
     "operator",
     process.execPath,
     [
-      `--max-old-space-size=${chartHeapMiB()}`,
+      `--max-old-space-size=${heapLimitMiB}`,
       ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
       OPERATOR,
       "--kubeconfig",
@@ -152,7 +153,7 @@ export async function runScale(o: ScaleOptions) {
         rssMiB: opStat.rssMiB,
         peakRssMiB: opStat.peakRssMiB,
         cpuSeconds: opStat.cpuSeconds,
-        heapLimitMiB: chartHeapMiB(),
+        heapLimitMiB,
       },
       agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },

@@ -276,9 +276,9 @@ export function planBalance(hosts: BalanceHost[], domains: BalanceDomain[], p: B
         const o0 = contribution(d0, src);
         const i0 = contribution(d0, hosts[t0] as BalanceHost);
         // The source and the target as if move i were not made.
+        const base = afterMove(cur.sum, cur.sumSq, si, cur.load[si] ?? 0, -o0, t0, cur.load[t0] ?? 0, -i0);
         const ls = (cur.load[si] ?? 0) + o0;
         const l0 = (cur.load[t0] ?? 0) - i0;
-        const base = afterMove(cur.sum, cur.sumSq, si, ls - o0, -o0, t0, l0 + i0, -i0);
         for (const d of byHost.get(m.source) ?? []) {
           if (!d.movable || (d !== d0 && cur.moved.has(d.key))) continue;
           const o = contribution(d, src);

@@ -24,7 +24,14 @@ import {
   setCondition,
 } from "@kubexen/sdk";
 import type { OperatorMetrics } from "./metrics.ts";
-import { DEFAULT_OVERCOMMIT, type HostView, type OvercommitPolicy, type PlacedDomain, place } from "./placement.ts";
+import {
+  assume,
+  DEFAULT_OVERCOMMIT,
+  type HostView,
+  type OvercommitPolicy,
+  type Placements,
+  place,
+} from "./placement.ts";
 import { PlacementIndex } from "./placement-index.ts";
 import { hostView, placed, request } from "./views.ts";
 
@@ -80,14 +87,14 @@ export class Scheduler {
     }
     if (this.assumed.has(key)) return undefined;
     // Bound domains from the index, plus the bindings written but not seen yet.
-    const assumedOn = new Map<string, PlacedDomain[]>();
+    const assumedOn: Placements = new Map();
     for (const [k, host] of this.assumed) {
       const obj = d.domains.get(k);
       if (!obj || obj.status?.host) {
         this.assumed.delete(k);
         continue;
       }
-      assumedOn.set(host, [...(assumedOn.get(host) ?? []), placed(obj)]);
+      assume(assumedOn, host, placed(obj));
     }
     const current = {
       get: (host: string) => {
