@@ -207,12 +207,16 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
       m.status?.failureReason ?? "",
       /link broke at the handover and \w did not start the domain|the target could not start the domain/,
     );
-    await until("resumed on the source", async () => {
-      const d = await sim.getDomain(uuid);
-      return d?.state === "running" && d.migration === undefined;
-    });
+    await until(
+      "resumed on the source",
+      async () => {
+        const d = await sim.getDomain(uuid);
+        return d?.state === "running" && d.migration === undefined;
+      },
+      60_000,
+    );
     assert.equal((await xd("hb")).status?.host, src);
-    await until("running again", async () => (await xd("hb")).status?.phase === "Running");
+    await until("running again", async () => (await xd("hb")).status?.phase === "Running", 60_000);
     assert.deepEqual(rec.overlaps, []);
   });
 
@@ -230,10 +234,10 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
     assert.equal(m.status?.phase, "Succeeded", m.status?.failureReason);
     const c = m.status?.conditions?.find((x) => x.type === "SourceDone");
     assert.equal(c?.reason, "Ambiguous", "the source could not know");
-    await until("source copy destroyed", async () => !(await sim.getDomain(uuid)));
+    await until("source copy destroyed", async () => !(await sim.getDomain(uuid)), 60_000);
     const target = m.status?.targetHost ?? "";
     assert.equal((await fleet.sims.get(target)?.getDomain(uuid))?.state, "running");
-    await until("bound to the target", async () => (await xd("hc")).status?.host === target);
+    await until("bound to the target", async () => (await xd("hc")).status?.host === target, 60_000);
     assert.deepEqual(rec.overlaps, []);
   });
 });
