@@ -54,6 +54,7 @@ describe("Helm chart", () => {
       [["--set", "agent.migrationPort=70000"], /migrationPort/],
       [["--set", "metrics.serviceMonitor.interval=soon"], /interval/],
       [["--set", "operator.maxHeapMiB=16"], /maxHeapMiB/],
+      [["--set", "operator.semiSpaceMiB=0"], /semiSpaceMiB/],
     ];
     for (const [args, re] of bad) {
       const r = await helm(["template", "x", chart, ...args]);
@@ -121,11 +122,12 @@ describe("Helm chart", () => {
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.ok(c.livenessProbe && c.readinessProbe && c.resources.limits);
     // Its heap limit is the chart's, stated beside the memory limit.
-    const heap = parse(readFileSync(join(chart, "values.yaml"), "utf8")).operator.maxHeapMiB;
+    const { maxHeapMiB, semiSpaceMiB } = parse(readFileSync(join(chart, "values.yaml"), "utf8")).operator;
     assert.ok(
       c.env.some(
         (e: { name: string; value?: string }) =>
-          e.name === "NODE_OPTIONS" && e.value === `--max-old-space-size=${heap}`,
+          e.name === "NODE_OPTIONS" &&
+          e.value === `--max-old-space-size=${maxHeapMiB} --max-semi-space-size=${semiSpaceMiB}`,
       ),
       JSON.stringify(c.env),
     );
