@@ -2,11 +2,13 @@
 // bench/results/<name>.json and docs/benchmarks.md with SVG charts in
 // docs/benchmarks/. Options: --size small|full, --only a,b, and for the scale
 // benchmark --hosts, --domains, --rate (one size), --steady-only, --append.
+// lab-migration boots two real Xen hosts under QEMU (a few minutes).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runBalance } from "./balance.ts";
 import { runDrain } from "./drain.ts";
+import { runLabMigration } from "./lab-migration.ts";
 import { machine } from "./machine.ts";
 import { runMigration } from "./migration.ts";
 import { runPrecopy } from "./precopy.ts";
@@ -47,6 +49,8 @@ if (want("precopy")) save("precopy", runPrecopy(size));
 if (want("balance")) save("balance", runBalance(size));
 if (want("migration")) save("migration", await runMigration(size));
 if (want("drain")) save("drain", await runDrain(size));
+// Real Xen hosts under QEMU (e2e/xenlab): minutes, where the others take seconds.
+if (want("lab-migration")) save("lab-migration", await runLabMigration(size, join(root, "test-artifacts/bench-lab")));
 if (want("scale")) {
   // Each size steady (creates/s) and in one burst; --hosts/--domains/--rate pick one size.
   const sizes = values.hosts
@@ -72,6 +76,7 @@ const report = render({
   precopy: load("precopy"),
   balance: load("balance"),
   migration: load("migration"),
+  labMigration: load("lab-migration"),
   drain: load("drain"),
   scale: load("scale"),
 });

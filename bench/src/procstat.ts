@@ -20,17 +20,30 @@ export function procSample(pid: number = process.pid): ProcSample {
   return { rssMiB: kb("VmRSS") / 1024, peakRssMiB: kb("VmHWM") / 1024, cpuSeconds: (utime + stime) / TICKS };
 }
 
+/** Each series of a counter in a /metrics text: its line (labels included) and its value. */
+function* series(metricsText: string, name: string): Generator<{ line: string; value: number }> {
+  for (const line of metricsText.split("\n"))
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      yield { line, value: Number(line.slice(line.lastIndexOf(" ") + 1)) || 0 };
+}
+
 /** Requests the API server has served, from its /metrics, by "VERB resource[/subresource]". */
 export function apiRequestsBy(metricsText: string): Map<string, number> {
   const by = new Map<string, number>();
-  for (const line of metricsText.split("\n")) {
-    if (!line.startsWith("apiserver_request_total{")) continue;
+  for (const { line, value } of series(metricsText, "apiserver_request_total")) {
     const label = (name: string) => new RegExp(`[{,]${name}="([^"]*)"`).exec(line)?.[1] ?? "";
     const sub = label("subresource");
     const key = `${label("verb")} ${label("resource")}${sub ? `/${sub}` : ""}`;
-    by.set(key, (by.get(key) ?? 0) + (Number(line.slice(line.lastIndexOf(" ") + 1)) || 0));
+    by.set(key, (by.get(key) ?? 0) + value);
   }
   return by;
+}
+
+/** The sum of a counter's series in a /metrics text (0 where the API server has none yet). */
+export function counterSum(metricsText: string, name: string): number {
+  let sum = 0;
+  for (const { value } of series(metricsText, name)) sum += value;
+  return sum;
 }
 
 /** What the API server served between two samples, per domain, largest first. */

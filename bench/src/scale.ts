@@ -2,24 +2,36 @@
 // hosts (their agents in this process), the operator as its own process.
 // XenDomains are created at a steady rate or in one burst; for each, the time
 // from its create request to the moment a watch sees it Running.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resources, type XenDomain } from "@kubexen/crds";
-import { startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
+import { type ControlPlane, startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
 import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
-import { parse } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { percentile } from "./machine.ts";
-import { apiRequestsBy, apiRequestsDelta, procSample } from "./procstat.ts";
+import { apiRequestsBy, apiRequestsDelta, counterSum, procSample } from "./procstat.ts";
 
 const log = createLogger("bench-scale", process.env.BENCH_LOG_LEVEL ?? "error");
 const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
-const CHART_VALUES = join(import.meta.dirname, "../../charts/kubexen/values.yaml");
+const CHART = join(import.meta.dirname, "../../charts/kubexen");
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are read as plain data.
+type Any = any;
 
-/** The operator's heap limit as the chart deploys it (operator.maxHeapMiB): its memory is measured as deployed. */
-export function chartHeapMiB(): number {
-  const n = parse(readFileSync(CHART_VALUES, "utf8"))?.operator?.maxHeapMiB;
-  if (!Number.isInteger(n)) throw new Error(`${CHART_VALUES}: operator.maxHeapMiB is not an integer`);
-  return n;
+/**
+ * The operator's Node options as the chart deploys them (its Deployment's NODE_OPTIONS, from
+ * `helm template` with the default values): its memory is measured as deployed.
+ */
+export async function chartNodeOptions(cp: ControlPlane): Promise<string[]> {
+  const r = await cp.helm(["template", "kubexen", CHART, "--namespace", "kubexen-system"]);
+  if (r.code !== 0) throw new Error(`helm template ${CHART}: ${r.stderr}`);
+  for (const doc of parseAllDocuments(r.stdout)) {
+    const o = doc.toJS() as Any;
+    if (o?.kind !== "Deployment" || !String(o.metadata?.name).endsWith("-operator")) continue;
+    const env = (o.spec.template.spec.containers[0]?.env ?? []) as Array<{ name: string; value?: string }>;
+    const opts = env.find((e) => e.name === "NODE_OPTIONS")?.value;
+    if (!opts) throw new Error(`${CHART}: the operator's Deployment sets no NODE_OPTIONS`);
+    return opts.split(" ").filter(Boolean);
+  }
+  throw new Error(`${CHART}: no operator Deployment rendered`);
 }
 
 export interface ScaleOptions {
@@ -32,8 +44,8 @@ export interface ScaleOptions {
 
 export async function runScale(o: ScaleOptions) {
   const perHost = Math.ceil((o.domains / o.hosts) * 1.5);
-  const heapLimitMiB = chartHeapMiB();
   const cp = await startKubexenControlPlane(["bench"]);
+  const nodeOptions = await chartNodeOptions(cp);
   // Everyone authenticates by bearer token, as the chart's service accounts do.
   const kubeConfig = () => cp.kubeConfig({ token: true });
   const client = new KubeClient(kubeConfig(), { metrics: new SdkMetrics() });
@@ -46,7 +58,7 @@ export async function runScale(o: ScaleOptions) {
     "operator",
     process.execPath,
     [
-      `--max-old-space-size=${heapLimitMiB}`,
+      ...nodeOptions,
       ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
       OPERATOR,
       "--kubeconfig",
@@ -79,7 +91,8 @@ export async function runScale(o: ScaleOptions) {
       120_000,
       500,
     );
-    const before = apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body);
+    const metrics0 = (await cp.rawGet("/metrics", 120_000)).body;
+    const before = apiRequestsBy(metrics0);
     const self0 = procSample();
     const [etcdPid, apiPid] = cp.pids();
     const cp0 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
@@ -121,7 +134,11 @@ export async function runScale(o: ScaleOptions) {
     const endS = (performance.now() - t0) / 1000;
     const allRunningS = allRan ? (Math.max(...running.values()) - t0) / 1000 : undefined;
     // An API server still working through a burst answers slowly: wait for it.
-    const after = apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body);
+    const metrics1 = (await cp.rawGet("/metrics", 120_000)).body;
+    const after = apiRequestsBy(metrics1);
+    // Watches the API server closed because their client fell behind (each comes back as a new WATCH).
+    const TERMINATED = "apiserver_terminated_watchers_total";
+    const terminatedWatchers = counterSum(metrics1, TERMINATED) - counterSum(metrics0, TERMINATED);
     const requests = apiRequestsDelta(before, after, o.domains);
     // A domain that never ran counts as slower than any that did (its latency is past the run's end).
     const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.POSITIVE_INFINITY) - t) / 1000);
@@ -149,11 +166,12 @@ export async function runScale(o: ScaleOptions) {
       startedS: pcts(boundToRunning),
       apiRequestsPerDomain: requests.reduce((sum, r) => sum + r.perDomain, 0),
       apiRequestsByKind: requests,
+      terminatedWatchers,
       operator: {
         rssMiB: opStat.rssMiB,
         peakRssMiB: opStat.peakRssMiB,
         cpuSeconds: opStat.cpuSeconds,
-        heapLimitMiB,
+        nodeOptions: nodeOptions.join(" "),
       },
       agentsProcess: { rssMiB: self1.rssMiB, cpuSeconds: self1.cpuSeconds - self0.cpuSeconds },
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },

@@ -99,6 +99,7 @@ describe("benchmarks at a small size", () => {
       precopy: { machine: m, size: "small", result: runPrecopy("small") },
       balance: undefined,
       migration: { machine: m, size: "small", result: mg },
+      labMigration: undefined,
       drain: { machine: m, size: "small", result: dr },
       scale: { machine: m, size: "small", result: { runs: [sc, { ...sc, rate: 0 }] } },
     });

@@ -8,3 +8,5 @@ export { logger } from "./log.ts";
 export { OverlapRecorder } from "./overlap.ts";
 export { pidAlive, type Supervised, startSupervised } from "./supervised.ts";
 export { until } from "./wait.ts";
+export { LabHost } from "./xenlab/host.ts";
+export { labHostName, XenLab } from "./xenlab/lab.ts";

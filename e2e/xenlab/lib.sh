@@ -2,7 +2,8 @@
 # Debian dom0 root filesystem, the hypervisor binary and the test guest.
 # Callers set: root (the repository), cache (the lab's cache directory).
 kver=$(basename "$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)" | sed 's/^vmlinuz-//')
-lab_packages=(qemu-system-x86 qemu-utils xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio)
+# tcpdump: the migration benchmark records the streams between the hosts (bench/src/lab-migration.ts).
+lab_packages=(qemu-system-x86 qemu-utils xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio tcpdump)
 dom0_packages=xen-utils-4.17,kmod,iproute2,procps,socat,util-linux
 
 ensure_packages() {

@@ -46,6 +46,8 @@ export class LabHost {
   readonly dir: string;
   readonly console: ConsoleLine[] = [];
   readonly consoleFile: string;
+  /** This host's ends of its links: UDP ports on loopback, one per peer (where a capture sees the streams). */
+  readonly linkPorts: number[];
   private readonly o: LabHostOptions;
   private qemu: Supervised | undefined;
   private partial = "";
@@ -57,6 +59,7 @@ export class LabHost {
     this.addr = o.addr;
     this.dir = o.dir;
     this.consoleFile = join(o.dir, "console.log");
+    this.linkPorts = o.links.map((l) => l.localPort);
   }
 
   get running(): boolean {
