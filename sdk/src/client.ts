@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { RequestOptions as HttpsOptions } from "node:https";
 import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { type Dispatcher, fetch } from "undici";
+import { sleep } from "./backoff.ts";
 import { ApiError } from "./errors.ts";
 import { defaultMetrics, type SdkMetrics } from "./metrics.ts";
 import { apiVersionOf, type KubeObject, type Resource, resourcePath } from "./resource.ts";
@@ -38,6 +39,21 @@ export interface ApplyOptions {
   /** Take ownership of fields another manager owns (controllers should). Default true. */
   force?: boolean;
   subresource?: "status";
+}
+
+/** As client-go: a request the server asks to repeat (Retry-After) is sent again, up to 10 times. */
+const MAX_RETRIES = 10;
+
+/**
+ * How long the server asks us to wait before sending this request again, or undefined to take the
+ * answer as it is. 429 means the request was not processed (the watch cache is initializing, or
+ * priority and fairness turned it away), so any request may be repeated; a 5xx may have been
+ * processed, so only a GET is.
+ */
+export function retryAfterMs(method: string, status: number, retryAfter: string | null): number | undefined {
+  if (status !== 429 && !(status >= 500 && method === "GET")) return undefined;
+  if (retryAfter === null || !/^\d+$/.test(retryAfter.trim())) return undefined;
+  return Math.min(Number(retryAfter), 60) * 1000;
 }
 
 export class KubeClient {
@@ -86,20 +102,26 @@ export class KubeClient {
     const timeout = opts.timeoutMs ?? this.defaultTimeoutMs;
     const deadline = timeout > 0 ? AbortSignal.timeout(timeout) : undefined;
     const signals = [opts.signal, deadline].filter((s): s is AbortSignal => !!s);
-    this.requestCount++;
+    const signal = signals.length ? AbortSignal.any(signals) : undefined;
+    let waiting = false;
     try {
-      const res = await fetch(url, {
-        method,
-        headers,
-        body,
-        dispatcher,
-        signal: signals.length ? AbortSignal.any(signals) : undefined,
-      });
-      this.metrics.apiRequests.inc({ verb: method, code: String(res.status) });
-      return res as unknown as Response;
+      for (let attempt = 0; ; attempt++) {
+        this.requestCount++;
+        const res = await fetch(url, { method, headers, body, dispatcher, signal });
+        this.metrics.apiRequests.inc({ verb: method, code: String(res.status) });
+        const wait =
+          attempt < MAX_RETRIES ? retryAfterMs(method, res.status, res.headers.get("retry-after")) : undefined;
+        if (wait === undefined) return res as unknown as Response;
+        await res.body?.cancel();
+        waiting = true;
+        await sleep(wait, signal);
+        signal?.throwIfAborted();
+        waiting = false;
+      }
     } catch (err) {
       this.metrics.apiRequests.inc({ verb: method, code: "error" });
-      if (deadline?.aborted && !opts.signal?.aborted) this.resetConnections();
+      // A deadline passed on the wire (not while waiting as asked): the connection may be half dead.
+      if (deadline?.aborted && !opts.signal?.aborted && !waiting) this.resetConnections();
       throw new Error(`${method} ${path}: ${(err as Error).message}`, { cause: err });
     }
   }

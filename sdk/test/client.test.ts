@@ -1,7 +1,7 @@
 // The REST client's writes against a real API server: conflicts retried,
 // server-side apply by two field managers that do not fight, finalizers that
-// never resurrect an object, events aggregated and rate-limited, and one
-// connection for many requests.
+// never resurrect an object, events aggregated and rate-limited, one
+// connection for many requests, and requests the server asks to repeat.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
@@ -12,6 +12,7 @@ import {
   markReady,
   removeFinalizer,
   retryOnConflict,
+  SdkMetrics,
   setCondition,
 } from "../src/index.ts";
 import { frozenProxy, KubeConfig, quietLogger, startCluster, type Widget, widget, widgets } from "./support.ts";
@@ -177,5 +178,30 @@ describe("client writes", () => {
     assert.equal(w.spec.size, 9);
     assert.equal(proxy.connections(), 2);
     proxy.close();
+  });
+
+  it("sends a request again when the server asks to (Retry-After)", async () => {
+    const metrics = new SdkMetrics();
+    const client = new KubeClient(c.kc, { metrics });
+    const answered = async (code: string) =>
+      (await metrics.apiRequests.get()).values.find((v) => v.labels.code === code)?.value ?? 0;
+    const rv = Number((await c.client.list(widgets, { namespace: "sdk-test" })).metadata.resourceVersion);
+    // A list no older than a resourceVersion the API server has not reached: after 3 s it answers
+    // 504 "Too large resource version" with Retry-After: 1.
+    const ahead = client.list<Widget>(widgets, { namespace: "sdk-test", resourceVersion: String(rv + 3) });
+    const t0 = Date.now();
+    while ((await answered("504")) === 0) {
+      assert.ok(Date.now() - t0 < 20_000, "the API server never answered 504");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Now the resourceVersion is reached: the repeated request gets the list.
+    for (const n of ["rv-1", "rv-2", "rv-3"]) await c.client.create(widgets, widget(n, { size: 1 }));
+    const list = await ahead;
+    assert.ok(Number(list.metadata.resourceVersion) >= rv + 3);
+    assert.deepEqual(
+      list.items.map((w) => w.metadata.name).filter((n) => n?.startsWith("rv-")),
+      ["rv-1", "rv-2", "rv-3"],
+    );
+    assert.ok((await answered("504")) >= 1 && (await answered("200")) >= 1);
   });
 });

@@ -1,4 +1,4 @@
-// Pure helpers: conditions and their kstatus reading, field diffs, backoff, time formats.
+// Pure helpers: conditions and their kstatus reading, field diffs, backoff, retries the server asks for, time formats.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
@@ -9,6 +9,7 @@ import {
   markReconciling,
   markStalled,
   microTime,
+  retryAfterMs,
   rfc3339,
   setCondition,
   touches,
@@ -68,6 +69,21 @@ describe("backoff", () => {
       const d = r.next();
       assert.ok(d >= Math.min(1000, 100 * 2 ** i) && d <= 1000, `delay ${d}`);
     }
+  });
+});
+
+describe("retries the server asks for", () => {
+  it("repeats a 429 whatever the verb, a 5xx only for a GET, and only with Retry-After in seconds", () => {
+    assert.equal(retryAfterMs("POST", 429, "1"), 1000, "429: not processed, safe to send again");
+    assert.equal(retryAfterMs("GET", 504, "2"), 2000);
+    assert.equal(retryAfterMs("GET", 503, " 0 "), 0);
+    assert.equal(retryAfterMs("POST", 503, "1"), undefined, "a write may have been done");
+    assert.equal(retryAfterMs("PATCH", 500, "1"), undefined);
+    assert.equal(retryAfterMs("GET", 429, null), undefined, "no Retry-After: the caller's own backoff");
+    assert.equal(retryAfterMs("GET", 429, "Wed, 21 Oct 2026 07:28:00 GMT"), undefined, "only seconds, as client-go");
+    assert.equal(retryAfterMs("GET", 409, "1"), undefined);
+    assert.equal(retryAfterMs("GET", 200, "1"), undefined);
+    assert.equal(retryAfterMs("GET", 429, "3600"), 60_000, "capped at a minute");
   });
 });
 
