@@ -60,6 +60,36 @@ export const isFinishedPhase = (phase: string | undefined) =>
   phase === "Succeeded" || phase === "Failed" || phase === "Aborted";
 export const isFinished = (m: MigrationView) => isFinishedPhase(m.phase);
 
+/** How far along a phase is: a migration only moves forward, so a lower rank is an older state. */
+export function phaseRank(phase: MigrationPhase): number {
+  switch (phase) {
+    case "Pending":
+      return 0;
+    case "Scheduling":
+      return 1;
+    case "PreparingTarget":
+      return 2;
+    case "Transferring":
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+/**
+ * Which of two states of one migration to decide from: the cached one, or the one a write of ours
+ * returned while the watch has not delivered it yet. The write wins only over an older state of the
+ * same object (same uid, earlier phase); a migration deleted and created again under the name is new.
+ */
+export function freshest<T extends { metadata: { uid?: string }; status?: { phase?: MigrationPhase } }>(
+  cached: T | undefined,
+  written: T | undefined,
+): T | undefined {
+  if (!cached || !written || cached.metadata.uid !== written.metadata.uid) return cached;
+  const rank = (x: T) => phaseRank(x.status?.phase ?? "Pending");
+  return rank(cached) < rank(written) ? written : cached;
+}
+
 /** Holding one of its source's transfer streams: told to send, and the source not done. */
 export const isStreaming = (m: MigrationView) => m.phase === "Transferring" && m.sourceDone?.status !== "True";
 /** Admitted, not yet sending: its target is being chosen or made ready. */

@@ -26,6 +26,7 @@ import type { OperatorMetrics } from "./metrics.ts";
 import {
   admit,
   DEFAULT_LIMITS,
+  freshest,
   isFinished,
   isFinishedPhase,
   type MigrationLimits,
@@ -62,6 +63,11 @@ const report = (m: XenMigration, type: string) => {
 export class MigrationController {
   private readonly d: MigrationDeps;
   private admission: Promise<unknown> = Promise.resolve();
+  /**
+   * Our phase writes the watch has not delivered yet. Admission counts them, so that the limits hold
+   * however far the watch lags behind (waiting for each write to show has a time limit).
+   */
+  private readonly written = new Map<string, XenMigration>();
   constructor(d: MigrationDeps) {
     this.d = d;
   }
@@ -80,6 +86,24 @@ export class MigrationController {
 
   private domainOf(m: XenMigration): XenDomain | undefined {
     return this.d.domains.get(`${m.metadata.namespace}/${m.spec.domain}`);
+  }
+
+  /** A migration as last written by us or seen by the watch, whichever is further along. */
+  private current(key: string): XenMigration | undefined {
+    const w = this.written.get(key);
+    const m = freshest(this.d.migrations.get(key), w);
+    if (w && m !== w) this.written.delete(key); // Seen, superseded, or gone.
+    return m;
+  }
+
+  /** Every migration as `current` gives it: what admission and streaming decide from. */
+  private currentViews(): MigrationView[] {
+    for (const k of this.written.keys()) if (!this.d.migrations.get(k)) this.written.delete(k);
+    return this.d.migrations
+      .keys()
+      .map((k) => this.current(k))
+      .filter((m): m is XenMigration => !!m)
+      .map((m) => this.view(m));
   }
 
   view(m: XenMigration): MigrationView {
@@ -133,7 +157,7 @@ export class MigrationController {
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const m = this.d.migrations.get(key);
+    const m = this.current(key);
     if (!m) return undefined;
     const v = this.view(m);
     if (isFinished(v)) return undefined;
@@ -150,11 +174,11 @@ export class MigrationController {
   }
 
   private async admitOrPlace(m0: XenMigration, key: string): Promise<ReconcileResult> {
-    const m = this.d.migrations.get(key) ?? m0;
+    const m = this.current(key) ?? m0;
     const v = this.view(m);
     if (v.phase !== "Pending" && v.phase !== "Scheduling") return { requeueAfterMs: 10 };
     const limits = this.limits();
-    const all = this.d.migrations.list().map((x) => this.view(x));
+    const all = this.currentViews();
     const xd = this.domainOf(m);
     if (v.phase === "Pending") {
       if (!xd) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} does not exist in ${m.metadata.namespace}`);
@@ -240,9 +264,9 @@ export class MigrationController {
         // at a time like admission, so that two never take the last stream.
         const key = objectKey(m);
         const turn = this.admission.then(async () => {
-          const fresh = this.d.migrations.get(key) ?? m;
+          const fresh = this.current(key) ?? m;
           if (fresh.status?.phase !== "PreparingTarget") return { requeueAfterMs: 10 };
-          const all = this.d.migrations.list().map((x) => this.view(x));
+          const all = this.currentViews();
           if (!mayStream(all, limits).includes(key)) return { requeueAfterMs: 2000 };
           return this.setPhase(fresh, "Transferring", { startTime: rfc3339() });
         });
@@ -327,7 +351,7 @@ export class MigrationController {
       phaseTimestamps: { ...(s.phaseTimestamps ?? {}), [phase]: rfc3339() },
       ...fields,
     };
-    const written = await this.d.client.applyStatus(
+    const written = await this.d.client.applyStatus<XenMigration>(
       resources.xenMigrations,
       {
         apiVersion: "kubexen.io/v1alpha1",
@@ -337,6 +361,7 @@ export class MigrationController {
       },
       MIGRATION_MANAGER,
     );
+    this.written.set(objectKey(m), written);
     await this.d.migrations.waitForWrite(objectKey(m), m.metadata.resourceVersion, written);
     return { requeueAfterMs: 10 };
   }

@@ -7,6 +7,7 @@ import {
   admit,
   completionTimeoutSeconds,
   DEFAULT_LIMITS,
+  freshest,
   isActive,
   isStaged,
   isStreaming,
@@ -122,6 +123,25 @@ describe("admission", () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it("decides from our own write until the watch shows it, not from an older cached state", () => {
+    const at = (uid: string, phase?: "Pending" | "Scheduling" | "Transferring" | "Failed") => ({
+      metadata: { uid },
+      ...(phase ? { status: { phase } } : {}),
+    });
+    const wrote = at("u1", "Scheduling");
+    assert.equal(freshest(at("u1"), wrote), wrote, "the cache still shows it Pending");
+    const seen = at("u1", "Scheduling");
+    assert.equal(freshest(seen, wrote), seen, "caught up: the cache (with the agents' reports) wins");
+    const later = at("u1", "Transferring");
+    assert.equal(freshest(later, wrote), later, "moved on since");
+    const failed = at("u1", "Failed");
+    assert.equal(freshest(at("u1", "Scheduling"), failed), failed, "an end we wrote is not undone");
+    const again = at("u2");
+    assert.equal(freshest(again, wrote), again, "deleted and created again under the name: a new one");
+    assert.equal(freshest(undefined, wrote), undefined, "gone");
+    assert.equal(freshest(seen, undefined), seen);
   });
 
   it("checks a target's inbound room", () => {
