@@ -63,8 +63,11 @@ export class HostHealth {
     const { lease, expiredFor, lost, readyChange, fencedChange, conds } = v;
     if (readyChange || fencedChange) {
       // Apply only the conditions this controller owns (Fenced, and Ready while the heartbeat is
-      // lost); the agent's stay its own.
-      let next = conds?.filter((c) => c.type === "Fenced" || (c.type === "Ready" && lost)) ?? [];
+      // lost); the agent's stay its own. Our Ready=False stays ours until the agent reports Ready
+      // again: applying without it would strip its fields and leave a condition with a type only.
+      let next =
+        conds?.filter((c) => c.type === "Fenced" || (c.type === "Ready" && (lost || c.reason === "HeartbeatLost"))) ??
+        [];
       if (readyChange) {
         next = setCondition(next, {
           type: "Ready",

@@ -205,12 +205,23 @@ describe("operator: HA after host failure", () => {
     assert.equal((await xd("up")).status?.host, "h2", "still bound to h2");
     assert.equal((await sim?.getDomain(uuid))?.state, "running");
     assert.equal(sim?.watchdogResets, resets, "the host did not reset");
+    const healthErrors = async () =>
+      (await op.manager.metrics.reconcileErrors.get()).values
+        .filter((v) => v.labels.controller === "hosthealth")
+        .reduce((n, v) => n + v.value, 0);
+    const errorsBefore = await healthErrors();
     // The new agent arms the watchdog and says so.
     const next = await newAgent("h2", sim as Sim, true);
     await next.start();
     try {
       await until("fencing on again", async () => (await host("h2")).status?.fencing?.enabled === true);
       await until("Ready again", async () => condition(await host("h2"), "Ready")?.status === "True");
+      await until("Fenced follows the armed watchdog", async () => {
+        const f = condition(await host("h2"), "Fenced");
+        return f?.status === "False" && f.reason !== "FencingDisabled";
+      });
+      // The heartbeat came back before the agent's Ready: each write of the conditions was valid.
+      assert.equal(await healthErrors(), errorsBefore, "host health reconciles failed");
       assert.equal((await sim?.getDomain(uuid))?.state, "running", "adopted, not restarted");
       assert.deepEqual(
         rec.overlaps.filter((o) => o.startsWith(uuid)),
