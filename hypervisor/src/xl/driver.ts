@@ -42,6 +42,8 @@ export class XlHypervisor implements Hypervisor {
   private listeners = new Set<(e: HypervisorEvent) => void>();
   private poller: NodeJS.Timeout | undefined;
   private last = new Map<string, DomainInfo>();
+  /** Guest types this host live-migrates: from virt_caps, fixed at boot, so read once. */
+  private migratable: Promise<string[]> | undefined;
 
   constructor(o: XlDriverOptions = {}) {
     this.o = { workDir: "/var/lib/kubexen/xl", xlBin: "xl", consoleLogDir: "/var/log/xen/console", pollMs: 2000, ...o };
@@ -83,6 +85,20 @@ export class XlHypervisor implements Hypervisor {
 
   async getDomain(uuid: string): Promise<DomainInfo | undefined> {
     return (await this.listDomains()).find((d) => d.uuid === uuid);
+  }
+
+  /** `xl info` alone, once (hostInfo runs three xl commands; a migration needs only this). */
+  private liveMigratable(): Promise<string[]> {
+    if (this.migratable) return this.migratable;
+    const p = this.xl(["info"], { timeoutMs: 15_000 }).then(
+      ({ stdout }) => capabilities(xlInfo(stdout).virtCaps).liveMigratable,
+    );
+    this.migratable = p;
+    // A failed read is tried again by the next migration.
+    p.catch(() => {
+      if (this.migratable === p) this.migratable = undefined;
+    });
+    return p;
   }
 
   private async domid(uuid: string): Promise<string> {
@@ -251,8 +267,8 @@ export class XlHypervisor implements Hypervisor {
     if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
     // Refused before xl starts: a pv guest on a Xen without shadow paging fails only once xl has
     // asked it to suspend, and a guest that does not answer then may be left suspended.
-    const [{ liveMigratable }, long] = await Promise.all([
-      this.hostInfo(),
+    const [liveMigratable, long] = await Promise.all([
+      this.liveMigratable(),
       this.xl(["list", "-l", String(d.domid)], { timeoutMs: 15_000 }),
     ]);
     const details = parseXlListLong(long.stdout)[0];
