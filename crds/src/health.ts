@@ -66,8 +66,7 @@ elseif phase ~= nil then
 end
 `,
   XenBalancer: kstatus,
-  XenMigrationPolicy: `hs.status = "Healthy"; hs.message = "policy"
-`,
+  XenMigrationPolicy: kstatus,
 };
 
 export function healthScripts(): Array<[string, string]> {

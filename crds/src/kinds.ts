@@ -7,7 +7,7 @@ import { XenDomainSpecSchema, XenDomainStatusSchema } from "./xendomain.ts";
 import { XenHostSpecSchema, XenHostStatusSchema } from "./xenhost.ts";
 import { XenMaintenanceSpecSchema, XenMaintenanceStatusSchema } from "./xenmaintenance.ts";
 import { XenMigrationSpecSchema, XenMigrationStatusSchema } from "./xenmigration.ts";
-import { XenMigrationPolicySpecSchema } from "./xenmigrationpolicy.ts";
+import { XenMigrationPolicySpecSchema, XenMigrationPolicyStatusSchema } from "./xenmigrationpolicy.ts";
 
 export interface PrinterColumn {
   name: string;
@@ -161,7 +161,9 @@ export const kinds: KindDef[] = [
     description: "The cluster's live-migration limits and defaults (one, named default).",
     spec: XenMigrationPolicySpecSchema,
     specRequired: false,
+    status: XenMigrationPolicyStatusSchema,
     printerColumns: [
+      ready("Whether the operator applies this policy"),
       { name: "Cluster", type: "integer", jsonPath: ".spec.parallelMigrationsPerCluster" },
       { name: "Outbound", type: "integer", jsonPath: ".spec.parallelOutboundMigrationsPerHost" },
       { name: "Inbound", type: "integer", jsonPath: ".spec.parallelInboundMigrationsPerHost" },

@@ -2,7 +2,7 @@
 // named default). Per-domain overrides live in XenDomain.spec.migration and
 // per-migration ones in XenMigration.spec; the most specific wins.
 import { z } from "zod";
-import { ObjectMetaSchema } from "./meta.ts";
+import { conditions, ObjectMetaSchema, observedGeneration } from "./meta.ts";
 
 export const XenMigrationPolicySpecSchema = z
   .object({
@@ -48,11 +48,20 @@ export const XenMigrationPolicySpecSchema = z
   })
   .describe("Limits and defaults.");
 
+export const XenMigrationPolicyStatusSchema = z
+  .object({
+    observedGeneration: observedGeneration(),
+    conditions: conditions("Ready: the operator applies this generation's limits to every migration it admits."),
+  })
+  .describe("Whether the operator has taken the policy into account.");
+
 export const XenMigrationPolicySchema = z.object({
   apiVersion: z.literal("kubexen.io/v1alpha1"),
   kind: z.literal("XenMigrationPolicy"),
   metadata: ObjectMetaSchema,
   spec: XenMigrationPolicySpecSchema.prefault({}),
+  status: XenMigrationPolicyStatusSchema.optional(),
 });
 export type XenMigrationPolicy = z.infer<typeof XenMigrationPolicySchema>;
 export type XenMigrationPolicySpec = z.infer<typeof XenMigrationPolicySpecSchema>;
+export type XenMigrationPolicyStatus = z.infer<typeof XenMigrationPolicyStatusSchema>;

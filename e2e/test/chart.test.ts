@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import { resources, type XenDomain, type XenMigration, type XenMigrationPolicy } from "@kubexen/crds";
 import { mintHost } from "@kubexen/node-agent";
 import { Operator } from "@kubexen/operator";
 import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
@@ -195,6 +195,18 @@ describe("Helm chart", () => {
       const xd = () => c.get<XenDomain>(resources.xenDomains, "web", "apps");
       await until("running", async () => (await xd()).status?.phase === "Running", 60_000);
       const from = (await xd()).status?.host;
+      // The operator reports the policy in force through the status it may patch (and nothing else of it).
+      await c.create(resources.xenMigrationPolicies, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigrationPolicy",
+        metadata: { name: "default" },
+        spec: { parallelMigrationsPerCluster: 4 },
+      });
+      await until("the policy in force", async () => {
+        const p = await c.get<XenMigrationPolicy>(resources.xenMigrationPolicies, "default");
+        const ready = p.status?.conditions?.find((x) => x.type === "Ready");
+        return p.status?.observedGeneration === 1 && /^in force: 4 transfers in the cluster/.test(ready?.message ?? "");
+      });
       await c.create(resources.xenMigrations, {
         apiVersion: "kubexen.io/v1alpha1",
         kind: "XenMigration",
@@ -402,7 +414,9 @@ describe("Argo CD health checks", () => {
         "Degraded",
       ],
       ["XenBalancer", o(1, { observedGeneration: 1, conditions: [cond("Ready", "True")] }), "Healthy"],
-      ["XenMigrationPolicy", o(1, undefined), "Healthy"],
+      ["XenMigrationPolicy", o(1, undefined), "Progressing"],
+      ["XenMigrationPolicy", o(1, { observedGeneration: 1, conditions: [cond("Ready", "True")] }), "Healthy"],
+      ["XenMigrationPolicy", o(2, { observedGeneration: 1, conditions: [cond("Ready", "True")] }), "Progressing"],
     ];
     for (const [kind, obj, want] of cases) {
       const out = await lua(kind, obj);

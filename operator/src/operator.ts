@@ -22,6 +22,7 @@ import { MAINTENANCE_LABEL, MaintenanceController } from "./maintenance.ts";
 import { OperatorMetrics } from "./metrics.ts";
 import { MigrationController } from "./migration.ts";
 import { isFinishedPhase } from "./migration-plan.ts";
+import { PolicyStatus } from "./policy-status.ts";
 import { Scheduler } from "./scheduler.ts";
 
 export interface OperatorOptions {
@@ -134,6 +135,16 @@ export class Operator {
     migCtrl.watch(migrations, (ev) => [objectKey(ev.obj), ...(mig.freedSlot(ev.obj) ? mig.waiting() : [])]);
     migCtrl.watch(policies, () => mig.waiting());
     mgr.add(migCtrl);
+    // Says on the policy which generation the migration controller above decides from.
+    const policyStatus = new PolicyStatus({ client: mgr.client, policies, log });
+    mgr.add(
+      new Controller({
+        name: "migration-policy",
+        logger: log,
+        metrics: mgr.metrics,
+        reconcile: (k) => policyStatus.reconcile(k),
+      }).watch(policies),
+    );
 
     const ha = new HighAvailability({
       client: mgr.client,

@@ -5,7 +5,7 @@
 // from the target's report, resuming or destroying the paused source copy.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
+import { resources, type XenDomain, type XenMigration, type XenMigrationPolicy } from "@kubexen/crds";
 import {
   type ControlPlane,
   OverlapRecorder,
@@ -82,6 +82,21 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
         parallelInboundMigrationsPerHost: 1,
       },
     });
+    // The limits hold from the moment the operator reports the policy in force (an informer may lag
+    // behind the create); the report names the generation and the limits it applies.
+    const policy = () => client.get<XenMigrationPolicy>(resources.xenMigrationPolicies, "default");
+    const inForce = async () => {
+      const p = await policy();
+      const ready = p.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
+      return (
+        p.status?.observedGeneration === p.metadata.generation && ready?.observedGeneration === p.metadata.generation
+      );
+    };
+    await until("the operator reports the policy in force", inForce, 30_000);
+    assert.match(
+      (await policy()).status?.conditions?.find((c) => c.type === "Ready")?.message ?? "",
+      /^in force: 3 transfers in the cluster, 1 out of and 1 into each host; abort after 150 s per GiB/,
+    );
     const names = Array.from({ length: 12 }, (_, i) => `vm${i}`);
     for (const n of names) await domain(n, "128Mi");
     await until("all running", async () => (await Promise.all(names.map(running))).every(Boolean), 60_000);

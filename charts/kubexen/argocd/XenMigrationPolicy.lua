@@ -15,5 +15,15 @@ local phase = obj.status ~= nil and obj.status.phase or nil
 local ready, reconciling, stalled = cond("Ready"), cond("Reconciling"), cond("Stalled")
 local stale = obj.status ~= nil and obj.status.observedGeneration ~= nil and obj.metadata.generation ~= nil
   and obj.status.observedGeneration < obj.metadata.generation
-hs.status = "Healthy"; hs.message = "policy"
+if stale then
+  hs.status = "Progressing"; hs.message = "the controller has not seen the latest spec yet"
+elseif stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"; hs.message = msg(stalled, "stalled")
+elseif ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"; hs.message = msg(ready, "ready")
+elseif reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"; hs.message = msg(reconciling, "reconciling")
+elseif ready ~= nil then
+  hs.status = "Progressing"; hs.message = msg(ready, "not ready")
+end
 return hs
