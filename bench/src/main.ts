@@ -1,7 +1,8 @@
 // npm run bench: runs every benchmark (full sizes by default), writes
 // bench/results/<name>.json and docs/benchmarks.md with SVG charts in
 // docs/benchmarks/. Options: --size small|full, --only a,b, and for the scale
-// benchmark --hosts, --domains, --rate (one size), --steady-only, --append.
+// benchmark --hosts, --domains, --rate (one size), --steady-only, --append; floor is
+// the API server's own cost of the same load with no kubexen process.
 // lab-migration boots two real Xen hosts under QEMU (a few minutes).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -72,6 +73,21 @@ if (want("scale")) {
     }
 }
 
+if (want("floor")) {
+  // The API server's floor (scale.ts, ScaleOptions.floor): 10,000 domains at 100/s with no
+  // kubexen process, with no watches, one per host of 100 and one per host of 1,000.
+  const sizes =
+    size === "full"
+      ? [0, 100, 1000].map((watchers) => ({ hosts: 1000, domains: 10000, rate: 100, watchers }))
+      : [{ hosts: 3, domains: 30, rate: 30, watchers: 3 }];
+  const runs: unknown[] = [];
+  for (const { watchers, ...sz } of sizes) {
+    runs.push(await runScale({ ...sz, timeoutS: 600, floor: { watchers } }));
+    save("floor", { runs });
+    console.log(`bench: floor with ${watchers} watches done`);
+  }
+}
+
 const report = render({
   precopy: load("precopy"),
   balance: load("balance"),
@@ -79,6 +95,7 @@ const report = render({
   labMigration: load("lab-migration"),
   drain: load("drain"),
   scale: load("scale"),
+  floor: load("floor"),
 });
 mkdirSync(join(root, "docs/benchmarks"), { recursive: true });
 for (const [file, svg] of report.charts) writeFileSync(join(root, "docs/benchmarks", file), svg);

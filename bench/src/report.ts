@@ -17,6 +17,7 @@ export function render(r: {
   labMigration: Saved<Any>;
   drain: Saved<Any>;
   scale: Saved<Any>;
+  floor?: Saved<Any>;
 }): { markdown: string; charts: Array<[string, string]> } {
   const charts: Array<[string, string]> = [];
   const md: string[] = [
@@ -98,6 +99,7 @@ export function render(r: {
       ]);
     }
   } else notRun("scale");
+  if (r.floor) floorSection(md, r.floor, (r.scale?.result.runs ?? []) as Any[]);
 
   md.push("## 2. Migration orchestration overhead", "", "### On sim hosts", "");
   if (r.migration) {
@@ -324,4 +326,59 @@ export function render(r: {
     );
   } else notRun("precopy");
   return { markdown: `${md.join("\n")}\n`, charts };
+}
+
+/** Section 1's floor: the API server's own cost of the same load with no kubexen process (scale.ts). */
+function floorSection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: Any[]): void {
+  const runs = (saved.result.runs ?? []) as Any[];
+  const msPer = (s: Any) => (s.apiServer.cpuSeconds / s.domains) * 1000;
+  const cores = (s: Any) => (msPer(s) / 1000) * (s.rate || 100);
+  const sec = (x: number | null) => (x === null || !Number.isFinite(x) ? "did not run" : f(x));
+  md.push(
+    "### The API server's floor",
+    "",
+    where(saved),
+    "",
+    "The same load with no kubexen process at all: the benchmark creates each XenDomain and, right after,",
+    "binds it and reports it Running with the scheduler's and the agent's status applies: the three",
+    "writes any design needs per domain, with none of the operator's or agents' own work (reads,",
+    "events, Leases, host reports). Idle watches select `status.host=` of one host each, as the",
+    "agents' do, and hold nothing but their own domains.",
+    "",
+    "| idle watches | domains | creates/s | p50 s | p95 s | p99 s | all Running after s | API requests per domain | API server CPU s | per domain ms | cores at that rate | etcd CPU s | watches terminated |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...runs.map(
+      (s) =>
+        `| ${s.floor?.watchers ?? 0} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${s.allRunningS != null ? f(s.allRunningS, 1) : `${s.ran} of ${s.domains} after ${f(s.endS, 0)}`} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(msPer(s), 1)} | ${f(cores(s), 2)} | ${f(s.etcd.cpuSeconds, 0)} | ${s.terminatedWatchers ?? "n/a"} |`,
+    ),
+    "",
+  );
+  const none = runs.find((s) => (s.floor?.watchers ?? 0) === 0);
+  const most = runs.reduce<Any>((a, s) => (!a || s.floor.watchers > a.floor.watchers ? s : a), undefined);
+  if (none && most && most !== none)
+    md.push(
+      `Cores at that rate: the API server's CPU per domain times the creates per second, on a machine of ${saved.machine.cores}. ` +
+        `With no watch the API server alone spends ${f(msPer(none), 1)} ms of CPU per domain, ${f(cores(none), 2)} cores at ${none.rate}/s, ` +
+        `before etcd, the operator or any agent has run; with ${most.floor.watchers} agent-style watches, ${f(msPer(most), 1)} ms, ${f(cores(most), 2)} cores. ` +
+        `The floor's own p95 at ${most.rate}/s with ${most.floor.watchers} watches is ${sec(most.latencyS.p95)} s ` +
+        `(the goal for the whole system is < 1 s).`,
+      "",
+    );
+  // kubexen's own runs at the floor's size: what it adds to the floor, and where.
+  const same = kubexen.filter(
+    (s) => most && s.hosts === most.hosts && s.domains === most.domains && s.rate === most.rate,
+  );
+  if (most && same.length) {
+    const each = (g: (s: Any) => string) => same.map(g).join(" / ");
+    md.push(
+      `kubexen at the same size (${same.length} run${same.length > 1 ? "s" : ""} above): ${each((s) => f(msPer(s), 1))} ms of API server CPU per domain, ` +
+        `${each((s) => f(msPer(s) / msPer(most), 1))}× the floor with ${most.floor.watchers} watches; ` +
+        `${each((s) => f(s.apiRequestsPerDomain, 1))} requests per domain against ${f(most.apiRequestsPerDomain, 1)}; ` +
+        `${each((s) => String(s.terminatedWatchers ?? "n/a"))} watches terminated against ${most.terminatedWatchers ?? "n/a"}. ` +
+        "The difference is kubexen's own traffic (the requests per domain by kind above: every agent's Lease renewal every 10 s, " +
+        "the agent's fresh read before a start, events, host reports) and what saturation adds to it: once the machine's cores are busy, " +
+        "the API server's per-watch queues overflow and every terminated watch comes back as a new WATCH.",
+      "",
+    );
+  }
 }

@@ -2,10 +2,11 @@
 // hosts (their agents in this process), the operator as its own process.
 // XenDomains are created at a steady rate or in one burst; for each, the time
 // from its create request to the moment a watch sees it Running.
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { resources, type XenDomain } from "@kubexen/crds";
 import { type ControlPlane, startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
-import { createLogger, Informer, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { createLogger, Informer, KubeClient, rfc3339, SdkMetrics } from "@kubexen/sdk";
 import { parseAllDocuments } from "yaml";
 import { percentile } from "./machine.ts";
 import { apiRequestsBy, apiRequestsDelta, counterSum, procSample } from "./procstat.ts";
@@ -40,6 +41,39 @@ export interface ScaleOptions {
   /** Creates per second; 0 for one burst. */
   rate: number;
   timeoutS: number;
+  /**
+   * The API server's floor instead of kubexen: no operator and no agents. Each domain is bound
+   * and reported Running by the benchmark itself, right after its create, with the scheduler's
+   * and the agent's status applies: the three writes any design needs per domain. `watchers`
+   * idle watches select `status.host=` of one host each, as the agents' do (0: none), so the
+   * API server's fan-out of every event to them is measured apart from the rest.
+   */
+  floor?: { watchers: number };
+}
+
+/** The floor's stand-in for the scheduler's bind and the agent's Running report (see ScaleOptions.floor). */
+async function bindAndReport(client: KubeClient, name: string, host: string): Promise<void> {
+  const meta = { name, namespace: "bench" };
+  const base = { apiVersion: "kubexen.io/v1alpha1", kind: "XenDomain", metadata: meta };
+  await client.applyStatus(
+    resources.xenDomains,
+    { ...base, status: { host, uuid: randomUUID() } },
+    "kubexen-scheduler",
+  );
+  const ready = { type: "Ready", status: "True", reason: "Running", message: `Running on ${host}` };
+  await client.applyStatus(
+    resources.xenDomains,
+    {
+      ...base,
+      status: {
+        phase: "Running",
+        state: "running",
+        domid: 1,
+        conditions: [{ ...ready, lastTransitionTime: rfc3339() }],
+      },
+    },
+    `kubexen-agent-${host}`,
+  );
 }
 
 export async function runScale(o: ScaleOptions) {
@@ -49,26 +83,41 @@ export async function runScale(o: ScaleOptions) {
   // Everyone authenticates by bearer token, as the chart's service accounts do.
   const kubeConfig = () => cp.kubeConfig({ token: true });
   const client = new KubeClient(kubeConfig(), { metrics: new SdkMetrics() });
-  const fleet = await startSimFleet(
-    cp,
-    Array.from({ length: o.hosts }, (_, i) => ({ name: `x${i}`, memoryMiB: 2048 + perHost * 64, cpus: 64 })),
-    { logger: log, reportIntervalMs: 10_000, kubeConfigFor: kubeConfig },
-  );
-  const op = startSupervised(
-    "operator",
-    process.execPath,
-    [
-      ...nodeOptions,
-      ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
-      OPERATOR,
-      "--kubeconfig",
-      cp.tokenKubeconfigPath,
-      "--no-leader-elect",
-      "--metrics-port",
-      "0",
-    ],
-    { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
-  );
+  const fleet = o.floor
+    ? undefined
+    : await startSimFleet(
+        cp,
+        Array.from({ length: o.hosts }, (_, i) => ({ name: `x${i}`, memoryMiB: 2048 + perHost * 64, cpus: 64 })),
+        { logger: log, reportIntervalMs: 10_000, kubeConfigFor: kubeConfig },
+      );
+  const op = o.floor
+    ? undefined
+    : startSupervised(
+        "operator",
+        process.execPath,
+        [
+          ...nodeOptions,
+          ...(process.env.BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
+          OPERATOR,
+          "--kubeconfig",
+          cp.tokenKubeconfigPath,
+          "--no-leader-elect",
+          "--metrics-port",
+          "0",
+        ],
+        { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
+      );
+  // The floor's idle agent-style watches, each on its own connection as each agent's is.
+  const idle = Array.from({ length: o.floor?.watchers ?? 0 }, (_, i) => {
+    const m = new SdkMetrics();
+    return new Informer<XenDomain>(new KubeClient(kubeConfig(), { metrics: m }), resources.xenDomains, {
+      fieldSelector: `status.host=x${i}`,
+      logger: log,
+      metrics: m,
+    });
+  });
+  for (const w of idle) w.start();
+  await Promise.all(idle.map((w) => w.synced()));
   const metrics = new SdkMetrics();
   const watcher = new Informer<XenDomain>(new KubeClient(kubeConfig(), { metrics }), resources.xenDomains, {
     logger: log,
@@ -85,12 +134,13 @@ export async function runScale(o: ScaleOptions) {
   watcher.start();
   await watcher.synced();
   try {
-    await until(
-      "hosts Ready",
-      async () => (await client.list(resources.xenHosts)).items.length === o.hosts,
-      120_000,
-      500,
-    );
+    if (!o.floor)
+      await until(
+        "hosts Ready",
+        async () => (await client.list(resources.xenHosts)).items.length === o.hosts,
+        120_000,
+        500,
+      );
     const metrics0 = (await cp.rawGet("/metrics", 120_000)).body;
     const before = apiRequestsBy(metrics0);
     const self0 = procSample();
@@ -107,6 +157,7 @@ export async function runScale(o: ScaleOptions) {
         metadata: { name, namespace: "bench" },
         spec: { memory: "64Mi", vcpus: 1, boot: { kernel: "/boot/vmlinuz" } },
       });
+      if (o.floor) await bindAndReport(client, name, `x${i % o.hosts}`);
     };
     if (o.rate > 0) {
       // Steady: the i-th create starts at t0 + i/rate, whatever the others are doing.
@@ -151,7 +202,7 @@ export async function runScale(o: ScaleOptions) {
       const w = v.map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
       return { p50: percentile(w, 50), p95: percentile(w, 95), p99: percentile(w, 99) };
     };
-    const opStat = procSample(op.pid);
+    const opStat = op ? procSample(op.pid) : undefined;
     const self1 = procSample();
     const cp1 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
     return {
@@ -167,7 +218,7 @@ export async function runScale(o: ScaleOptions) {
       apiRequestsPerDomain: requests.reduce((sum, r) => sum + r.perDomain, 0),
       apiRequestsByKind: requests,
       terminatedWatchers,
-      operator: {
+      operator: opStat && {
         rssMiB: opStat.rssMiB,
         peakRssMiB: opStat.peakRssMiB,
         cpuSeconds: opStat.cpuSeconds,
@@ -177,11 +228,14 @@ export async function runScale(o: ScaleOptions) {
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },
       etcd: { rssMiB: cp1.etcd.rssMiB, cpuSeconds: cp1.etcd.cpuSeconds - cp0.etcd.cpuSeconds },
       latencies: lat.filter(Number.isFinite),
+      // The floor's idle watches: how many domains each one's selection holds at the end.
+      ...(o.floor ? { floorWatchesHeld: idle.map((w) => w.size) } : {}),
     };
   } finally {
     await watcher.stop();
-    await op.stop();
-    await fleet.stop();
+    await Promise.all(idle.map((w) => w.stop()));
+    await op?.stop();
+    await fleet?.stop();
     await cp.stop();
   }
 }

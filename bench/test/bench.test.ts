@@ -93,7 +93,16 @@ describe("benchmarks at a small size", () => {
     assert.ok(sc.allRunningS !== undefined && sc.allRunningS > 0);
     assert.ok(sc.apiRequestsByKind.some((k) => k.key === "POST xendomains" && k.perDomain === 1));
     assert.ok(sc.latencies.every((x) => Number.isFinite(x) && x > 0));
-    assert.ok(sc.apiRequestsPerDomain > 0 && sc.operator.peakRssMiB > 0);
+    assert.ok(sc.apiRequestsPerDomain > 0 && (sc.operator?.peakRssMiB ?? 0) > 0);
+    // The floor: no kubexen process; exactly one create and two status applies per domain, and each
+    // idle watch holds the domains bound to its host.
+    const fl = await runScale({ hosts: 3, domains: 30, rate: 30, timeoutS: 120, floor: { watchers: 3 } });
+    assert.equal(fl.ran, 30);
+    assert.equal(fl.operator, undefined);
+    const per = (key: string) => fl.apiRequestsByKind.find((k) => k.key === key)?.perDomain;
+    assert.equal(per("POST xendomains"), 1);
+    assert.equal(per("APPLY xendomains/status"), 2);
+    assert.deepEqual(fl.floorWatchesHeld, [10, 10, 10]);
     const m = machine();
     const out = render({
       precopy: { machine: m, size: "small", result: runPrecopy("small") },
@@ -102,9 +111,12 @@ describe("benchmarks at a small size", () => {
       labMigration: undefined,
       drain: { machine: m, size: "small", result: dr },
       scale: { machine: m, size: "small", result: { runs: [sc, { ...sc, rate: 0 }] } },
+      floor: { machine: m, size: "small", result: { runs: [{ ...fl, floor: { watchers: 0 } }, fl] } },
     });
     assert.match(out.markdown, /## 1\. Control plane at scale/);
     assert.match(out.markdown, /\| POST xendomains \| 1\.00 \|/);
+    assert.match(out.markdown, /### The API server's floor/);
+    assert.match(out.markdown, /With no watch the API server alone spends \d+\.\d ms of CPU per domain/);
     assert.match(out.markdown, /Not run yet: `npm run bench -- --only balance`/);
     assert.ok(out.charts.every(([, svg]) => svg.startsWith("<svg")));
   });
