@@ -2,9 +2,10 @@
 // bench/results/<name>.json and docs/benchmarks.md with SVG charts in
 // docs/benchmarks/. Options: --size small|full, --only a,b, and for the scale
 // benchmark --hosts, --domains, --rate (one size), --steady-only, --append; floor is
-// the API server's own cost of the same load with no kubexen process.
+// the API server's own cost of the same load with no kubexen process. `--only report` runs
+// nothing and renders docs/benchmarks.md again from bench/results/.
 // lab-migration boots two real Xen hosts under QEMU (a few minutes).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runBalance } from "./balance.ts";
@@ -13,7 +14,7 @@ import { runLabMigration } from "./lab-migration.ts";
 import { machine } from "./machine.ts";
 import { runMigration } from "./migration.ts";
 import { runPrecopy } from "./precopy.ts";
-import { render } from "./report.ts";
+import { loadResult, resultsDir, writeReport } from "./results.ts";
 import { runScale } from "./scale.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -31,21 +32,13 @@ const { values } = parseArgs({
 const size = values.size === "small" ? "small" : "full";
 const only = values.only ? new Set(values.only.split(",")) : undefined;
 const want = (name: string) => !only || only.has(name);
-const resultsDir = join(root, "bench/results");
-mkdirSync(resultsDir, { recursive: true });
+mkdirSync(resultsDir(root), { recursive: true });
 const m = machine();
 const save = (name: string, result: unknown) => {
-  writeFileSync(join(resultsDir, `${name}.json`), `${JSON.stringify({ machine: m, size, result }, null, 2)}\n`);
+  writeFileSync(join(resultsDir(root), `${name}.json`), `${JSON.stringify({ machine: m, size, result }, null, 2)}\n`);
   console.log(`bench: ${name} done`);
 };
 
-const load = (name: string) => {
-  try {
-    return JSON.parse(readFileSync(join(resultsDir, `${name}.json`), "utf8"));
-  } catch {
-    return undefined;
-  }
-};
 if (want("precopy")) save("precopy", runPrecopy(size));
 if (want("balance")) save("balance", runBalance(size));
 if (want("migration")) save("migration", await runMigration(size));
@@ -63,7 +56,7 @@ if (want("scale")) {
         ]
       : [{ hosts: 5, domains: 100, rate: 50 }];
   // --append adds to the runs saved before (one size at a time on a small machine).
-  const runs: unknown[] = values.append ? (load("scale")?.result.runs ?? []) : [];
+  const runs: unknown[] = values.append ? (loadResult(root, "scale")?.result.runs ?? []) : [];
   for (const sz of sizes)
     for (const rate of values["steady-only"] ? [sz.rate] : [sz.rate, 0]) {
       runs.push(await runScale({ ...sz, rate, timeoutS: 600 }));
@@ -88,17 +81,6 @@ if (want("floor")) {
   }
 }
 
-const report = render({
-  precopy: load("precopy"),
-  balance: load("balance"),
-  migration: load("migration"),
-  labMigration: load("lab-migration"),
-  drain: load("drain"),
-  scale: load("scale"),
-  floor: load("floor"),
-});
-mkdirSync(join(root, "docs/benchmarks"), { recursive: true });
-for (const [file, svg] of report.charts) writeFileSync(join(root, "docs/benchmarks", file), svg);
-writeFileSync(join(root, "docs/benchmarks.md"), report.markdown);
+writeReport(root);
 console.log("bench: wrote docs/benchmarks.md");
 process.exit(0);

@@ -2,6 +2,8 @@
 // (`npm run bench`). The checks are on what the numbers must satisfy, not on
 // speed: no timing assertions.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { generate, greedy, optimum, ours, runBalance } from "../src/balance.ts";
 import { runDrain } from "../src/drain.ts";
@@ -9,6 +11,7 @@ import { machine } from "../src/machine.ts";
 import { runMigration } from "../src/migration.ts";
 import { runPrecopy } from "../src/precopy.ts";
 import { render } from "../src/report.ts";
+import { loadResult, renderSaved } from "../src/results.ts";
 import { runScale } from "../src/scale.ts";
 
 describe("benchmarks at a small size", () => {
@@ -79,6 +82,17 @@ describe("benchmarks at a small size", () => {
         assert.equal(on.downtimeMs, off.downtimeMs, `${off.memoryGiB} GiB at ${off.dirtyFraction}`);
       else assert.ok(on.downtimeMs < off.downtimeMs * 0.75, `${on.downtimeMs} ms vs ${off.downtimeMs} ms`);
     }
+  });
+
+  it("docs/benchmarks.md and its charts are what the saved results render", () => {
+    const root = join(import.meta.dirname, "../..");
+    for (const name of ["precopy", "balance", "migration", "lab-migration", "drain", "scale", "floor"])
+      assert.ok(loadResult(root, name), `bench/results/${name}.json is kept in the repository`);
+    const r = renderSaved(root);
+    const again = "render it again: npm run bench -- --only report";
+    assert.equal(readFileSync(join(root, "docs/benchmarks.md"), "utf8"), r.markdown, again);
+    for (const [file, svg] of r.charts)
+      assert.equal(readFileSync(join(root, "docs/benchmarks", file), "utf8"), svg, `${file}: ${again}`);
   });
 
   it("migration overhead, drain and scale run against a real control plane", async () => {
