@@ -7,6 +7,11 @@ type Saved<T> = { machine: Machine; size: string; result: T } | undefined;
 type Any = any;
 
 const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+/** Seconds of a scale run's latency; null or Infinity is a domain that never ran. */
+const sec = (x: number | null, d = 2) => (x === null || !Number.isFinite(x) ? "did not run" : f(x, d));
+/** When a scale run's last domain ran, or how far it got before the run ended. */
+const ranAfter = (s: Any) =>
+  s.allRunningS != null ? f(s.allRunningS, 1) : `${s.ran} of ${s.domains} after ${f(s.endS, 0)}`;
 const where = (s: { machine: Machine; size: string }) =>
   `_${s.size} size; ${s.machine.cores} cores (${s.machine.cpuModel}), ${s.machine.memoryGiB} GiB, Node ${s.machine.node}, commit ${s.machine.commit}, ${s.machine.date.slice(0, 10)}._`;
 
@@ -33,14 +38,11 @@ export function render(r: {
   md.push("## 1. Control plane at scale", "");
   if (r.scale) {
     const runs = (r.scale.result.runs ?? []) as Any[];
-    const sec = (x: number | null, d = 2) => (x === null || !Number.isFinite(x) ? "did not run" : f(x, d));
-    const ranAfter = (s: Any) =>
-      s.allRunningS != null ? f(s.allRunningS, 1) : `${s.ran} of ${s.domains} after ${f(s.endS, 0)}`;
-    const row = (s: Any) =>
-      `| ${s.hosts} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${ranAfter(s)} | ${sec(s.scheduledS.p50)} / ${sec(s.scheduledS.p95)} | ${sec(s.startedS.p50)} / ${sec(s.startedS.p95)} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(s.operator.peakRssMiB, 0)} | ${f(s.operator.cpuSeconds, 1)} | ${f(s.agentsProcess.rssMiB, 0)} | ${f(s.etcd.cpuSeconds, 0)} | ${f(s.agentsProcess.cpuSeconds, 0)} | ${f(coresBusy(s), 2)} |`;
     // Every process of the run: its CPU seconds over the run's wall time (the operator's from its start).
     const coresBusy = (s: Any) =>
       (s.apiServer.cpuSeconds + s.etcd.cpuSeconds + s.operator.cpuSeconds + s.agentsProcess.cpuSeconds) / s.endS;
+    const row = (s: Any) =>
+      `| ${s.hosts} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${ranAfter(s)} | ${sec(s.scheduledS.p50)} / ${sec(s.scheduledS.p95)} | ${sec(s.startedS.p50)} / ${sec(s.startedS.p95)} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(s.operator.peakRssMiB, 0)} | ${f(s.operator.cpuSeconds, 1)} | ${f(s.agentsProcess.rssMiB, 0)} | ${f(s.etcd.cpuSeconds, 0)} | ${f(s.agentsProcess.cpuSeconds, 0)} | ${f(coresBusy(s), 2)} |`;
     const steady = runs.filter((s) => s.rate > 0);
     const largest = steady.reduce<Any>((a, s) => (!a || s.domains > a.domains ? s : a), undefined);
     md.push(
@@ -338,8 +340,8 @@ export function render(r: {
 function floorSection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: Any[]): void {
   const runs = (saved.result.runs ?? []) as Any[];
   const msPer = (s: Any) => (s.apiServer.cpuSeconds / s.domains) * 1000;
-  const cores = (s: Any) => (msPer(s) / 1000) * (s.rate || 100);
-  const sec = (x: number | null) => (x === null || !Number.isFinite(x) ? "did not run" : f(x));
+  // A burst has no rate to multiply by: n/a.
+  const cores = (s: Any) => (s.rate > 0 ? (msPer(s) / 1000) * s.rate : Number.NaN);
   md.push(
     "### The API server's floor",
     "",
@@ -355,7 +357,7 @@ function floorSection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: Any
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...runs.map(
       (s) =>
-        `| ${s.floor?.watchers ?? 0} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${s.allRunningS != null ? f(s.allRunningS, 1) : `${s.ran} of ${s.domains} after ${f(s.endS, 0)}`} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(msPer(s), 1)} | ${f(cores(s), 2)} | ${f(s.etcd.cpuSeconds, 0)} | ${s.terminatedWatchers ?? "n/a"} |`,
+        `| ${s.floor?.watchers ?? 0} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${ranAfter(s)} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(msPer(s), 1)} | ${f(cores(s), 2)} | ${f(s.etcd.cpuSeconds, 0)} | ${s.terminatedWatchers ?? "n/a"} |`,
     ),
     "",
   );

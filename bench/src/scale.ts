@@ -6,7 +6,8 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { resources, type XenDomain } from "@kubexen/crds";
 import { type ControlPlane, startKubexenControlPlane, startSimFleet, startSupervised, until } from "@kubexen/e2e";
-import { createLogger, Informer, KubeClient, rfc3339, SdkMetrics } from "@kubexen/sdk";
+import { SCHEDULER_MANAGER } from "@kubexen/operator";
+import { createLogger, Informer, KubeClient, SdkMetrics, setCondition } from "@kubexen/sdk";
 import { parseAllDocuments } from "yaml";
 import { percentile } from "./machine.ts";
 import { apiRequestsBy, apiRequestsDelta, counterSum, procSample } from "./procstat.ts";
@@ -55,23 +56,16 @@ export interface ScaleOptions {
 async function bindAndReport(client: KubeClient, name: string, host: string): Promise<void> {
   const meta = { name, namespace: "bench" };
   const base = { apiVersion: "kubexen.io/v1alpha1", kind: "XenDomain", metadata: meta };
+  await client.applyStatus(resources.xenDomains, { ...base, status: { host, uuid: randomUUID() } }, SCHEDULER_MANAGER);
+  const conditions = setCondition(undefined, {
+    type: "Ready",
+    status: "True",
+    reason: "Running",
+    message: `Running on ${host}`,
+  });
   await client.applyStatus(
     resources.xenDomains,
-    { ...base, status: { host, uuid: randomUUID() } },
-    "kubexen-scheduler",
-  );
-  const ready = { type: "Ready", status: "True", reason: "Running", message: `Running on ${host}` };
-  await client.applyStatus(
-    resources.xenDomains,
-    {
-      ...base,
-      status: {
-        phase: "Running",
-        state: "running",
-        domid: 1,
-        conditions: [{ ...ready, lastTransitionTime: rfc3339() }],
-      },
-    },
+    { ...base, status: { phase: "Running", state: "running", domid: 1, conditions } },
     `kubexen-agent-${host}`,
   );
 }
