@@ -23,6 +23,7 @@ export function render(r: {
   drain: Saved<Any>;
   scale: Saved<Any>;
   floor?: Saved<Any>;
+  capacity?: Saved<Any>;
 }): { markdown: string; charts: Array<[string, string]> } {
   const charts: Array<[string, string]> = [];
   const md: string[] = [
@@ -106,6 +107,7 @@ export function render(r: {
     }
   } else notRun("scale");
   if (r.floor) floorSection(md, r.floor, (r.scale?.result.runs ?? []) as Any[]);
+  if (r.capacity) capacitySection(md, r.capacity, (r.scale?.result.runs ?? []) as Any[]);
 
   md.push("## 2. Migration orchestration overhead", "", "### On sim hosts", "");
   if (r.migration) {
@@ -389,4 +391,58 @@ function floorSection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: Any
       "",
     );
   }
+}
+
+/** Section 1's sustained rate: the same size created in steps of rising rate (scale.ts, stepped). */
+function capacitySection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: Any[]): void {
+  const runs = (saved.result.runs ?? []) as Any[];
+  const c = runs[0];
+  if (!c) return;
+  const cores = saved.machine.cores;
+  // Several runs: each cell shows every run's figure, " / " between them (near the knee they differ).
+  const each = (g: (x: Any) => string) => runs.map(g).join(" / ");
+  const idle = (k: string) => each((r) => f(r.idleFleet?.by[k], 2));
+  const steps = (c.steps ?? []) as Any[];
+  md.push(
+    `### Sustained rate at ${c.hosts} hosts`,
+    "",
+    where(saved),
+    "",
+    `${c.domains} domains created in ${steps.length} steps of ${steps[0]?.domains ?? 0} at rising rates on ${c.hosts} sim hosts, each step once every domain of the one before runs, each measured on its own${runs.length > 1 ? ` (${runs.length} runs, " / " between them)` : ""}. ` +
+      `Before the first, the idle fleet (no domain yet) kept ${each((r) => f(r.idleFleet?.cores, 2))} of the machine's ${cores} cores busy: ` +
+      `the API server ${idle("apiServer")}, the agents' process ${idle("agents")}, the operator ${idle("operator")}, etcd ${idle("etcd")}; ` +
+      `requests a second: ${((c.idleFleet?.requestsPerS ?? []) as Any[])
+        .filter((k) => k.perDomain >= 0.5)
+        .map((k) => `${k.key} ${f(k.perDomain, 0)}`)
+        .join(", ")}. ` +
+      "Cores busy: the CPU seconds of the API server, etcd, the operator and the agents' process over the step's wall time. " +
+      "API server CPU per domain: its CPU over the step divided by the step's domains, the idle fleet's share and the running domains' periodic reports included (which is why it is higher at low rates).",
+    "",
+    "| creates/s | domains before the step | p50 s | p95 s | p99 s | scheduled p95 s | started p95 s | step took s | cores busy | API server CPU per domain ms |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...steps.map((s0, i) => {
+      const at = (g: (s: Any) => string) => each((r) => (r.steps[i] ? g(r.steps[i]) : "n/a"));
+      return `| ${s0.rate} | ${i * s0.domains} | ${at((s) => sec(s.latencyS.p50))} | ${at((s) => sec(s.latencyS.p95))} | ${at((s) => sec(s.latencyS.p99))} | ${at((s) => sec(s.scheduledS.p95))} | ${at((s) => sec(s.startedS.p95))} | ${at((s) => `${f(s.wallS, 0)}${s.ran < s.domains ? ` (${s.ran} of ${s.domains} ran)` : ""}`)} | ${at((s) => f(s.coresBusy, 2))} | ${at((s) => f(s.apiServerCpuMsPerDomain, 1))} |`;
+    }),
+    "",
+  );
+  // The highest step whose domains all ran with p95 under 1 s, in each run.
+  const best = (r: Any) =>
+    ((r.steps ?? []) as Any[])
+      .filter((s) => s.ran === s.domains && s.latencyS.p95 < 1)
+      .reduce<Any>((a, s) => (!a || s.rate > a.rate ? s : a), undefined);
+  const verdict = runs.some(best)
+    ? `Highest rate with p95 under 1 s at ${c.hosts} hosts: **${each((r) => (best(r) ? `${best(r).rate}/s` : "none"))}** (p95 ${each((r) => (best(r) ? `${sec(best(r).latencyS.p95)} s` : "n/a"))}, ${each((r) => (best(r) ? f(best(r).coresBusy, 2) : "n/a"))} cores busy).`
+    : `No step kept p95 under 1 s at ${c.hosts} hosts.`;
+  // What the goal's rate asks of the machine: every process's CPU per domain in the full runs at that size.
+  const full = kubexen.filter((s) => s.hosts === c.hosts && s.domains === c.domains && s.rate > 0);
+  const perDomainMs = (s: Any) =>
+    ((s.apiServer.cpuSeconds + s.etcd.cpuSeconds + s.operator.cpuSeconds + s.agentsProcess.cpuSeconds) / s.domains) *
+    1000;
+  const demand = full.length
+    ? ` At ${full[0].rate}/s the runs above spent ${full.map((s) => f(perDomainMs(s), 1)).join(" / ")} ms of CPU per domain over all these processes, ` +
+      `${full.map((s) => f((perDomainMs(s) / 1000) * s.rate, 1)).join(" / ")} cores of work a second on a machine of ${cores}: ` +
+      "creation outpaces what the machine can do, and latency there is the queue that builds up."
+    : "";
+  md.push(verdict + demand, "");
 }

@@ -27,6 +27,7 @@ export function renderSaved(root: string): ReturnType<typeof render> {
     drain: loadResult(root, "drain"),
     scale: loadResult(root, "scale"),
     floor: loadResult(root, "floor"),
+    capacity: loadResult(root, "capacity"),
   });
 }
 

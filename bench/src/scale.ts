@@ -50,6 +50,35 @@ export interface ScaleOptions {
    * API server's fan-out of every event to them is measured apart from the rest.
    */
   floor?: { watchers: number };
+  /**
+   * Creates per second of each step, instead of `rate`: the domains are split evenly between the
+   * steps, and a step starts once every domain of the one before runs. Each step is measured on
+   * its own (latency, cores busy), after the idle fleet's cost (`idleS` seconds to settle, as many
+   * to measure), to find the highest rate the machine sustains at this size.
+   */
+  stepped?: { rates: number[]; idleS: number };
+}
+
+/** One step of a stepped run (ScaleOptions.stepped). */
+export interface ScaleStep {
+  rate: number;
+  domains: number;
+  /** Domains of this step running when it ended (all of them unless the run timed out). */
+  ran: number;
+  latencyS: { p50: number; p95: number; p99: number };
+  scheduledS: { p50: number; p95: number; p99: number };
+  startedS: { p50: number; p95: number; p99: number };
+  /** From the step's first create to its last domain running (or the timeout). */
+  wallS: number;
+  /** CPU seconds of the API server, etcd, the operator and the agents' process over wallS. */
+  coresBusy: number;
+  apiServerCpuMsPerDomain: number;
+}
+
+/** Percentiles; NaN (never bound) and Infinity (never ran) count as slower than any that did. */
+function pcts(v: number[]) {
+  const w = v.map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
+  return { p50: percentile(w, 50), p95: percentile(w, 95), p99: percentile(w, 99) };
 }
 
 /** The floor's stand-in for the scheduler's bind and the agent's Running report (see ScaleOptions.floor). */
@@ -135,13 +164,47 @@ export async function runScale(o: ScaleOptions) {
         120_000,
         500,
       );
+    const [etcdPid, apiPid] = cp.pids();
+    // Every process's CPU seconds so far: the API server, etcd, the operator, the agents' process.
+    const cpuBy = () => ({
+      apiServer: procSample(apiPid).cpuSeconds,
+      etcd: procSample(etcdPid).cpuSeconds,
+      operator: op ? procSample(op.pid).cpuSeconds : 0,
+      agents: procSample().cpuSeconds,
+    });
+    const cpuNow = () => Object.values(cpuBy()).reduce((a, b) => a + b, 0);
+    const steps: ScaleStep[] = [];
+    let idleFleet:
+      | { cores: number; by: ReturnType<typeof cpuBy>; requestsPerS: Array<{ key: string; perDomain: number }> }
+      | undefined;
+    if (o.stepped) {
+      // What the idle fleet costs (Lease renewals, host reports) before any domain exists, by process,
+      // once its start has settled (each agent's Lease acquisition and first reports): idleS each.
+      const idleMs = o.stepped.idleS * 1000;
+      await new Promise((r) => setTimeout(r, idleMs));
+      const [c, t] = [cpuBy(), performance.now()];
+      const m = apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body);
+      await new Promise((r) => setTimeout(r, idleMs));
+      const wall = (performance.now() - t) / 1000;
+      const c1 = cpuBy();
+      const rate = (k: keyof typeof c) => (c1[k] - c[k]) / wall;
+      const by = {
+        apiServer: rate("apiServer"),
+        etcd: rate("etcd"),
+        operator: rate("operator"),
+        agents: rate("agents"),
+      };
+      idleFleet = {
+        cores: Object.values(by).reduce((a, b) => a + b, 0),
+        by,
+        // "perDomain" of apiRequestsDelta here is per second of the idle wait.
+        requestsPerS: apiRequestsDelta(m, apiRequestsBy((await cp.rawGet("/metrics", 120_000)).body), wall),
+      };
+    }
     const metrics0 = (await cp.rawGet("/metrics", 120_000)).body;
     const before = apiRequestsBy(metrics0);
     const self0 = procSample();
-    const [etcdPid, apiPid] = cp.pids();
     const cp0 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
-    const t0 = performance.now();
-    const queue = Array.from({ length: o.domains }, (_, i) => i);
     const create = async (i: number) => {
       const name = `d${i}`;
       created.set(name, performance.now());
@@ -153,17 +216,55 @@ export async function runScale(o: ScaleOptions) {
       });
       if (o.floor) await bindAndReport(client, name, `x${i % o.hosts}`);
     };
-    if (o.rate > 0) {
-      // Steady: the i-th create starts at t0 + i/rate, whatever the others are doing.
+    // Steady: the k-th create starts at `from` + k/rate, whatever the others are doing.
+    const createSteady = async (indices: number[], rate: number, from: number) => {
       const inflight: Promise<void>[] = [];
-      for (const i of queue) {
-        const due = t0 + (i * 1000) / o.rate;
-        const wait = due - performance.now();
+      for (const [k, i] of indices.entries()) {
+        const wait = from + (k * 1000) / rate - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         inflight.push(create(i));
       }
       await Promise.all(inflight);
-    } else {
+    };
+    const t0 = performance.now();
+    if (o.stepped) {
+      const per = Math.floor(o.domains / o.stepped.rates.length);
+      for (const [n, rate] of o.stepped.rates.entries()) {
+        const indices = Array.from({ length: per }, (_, k) => n * per + k);
+        const [c, a, t] = [cpuNow(), procSample(apiPid).cpuSeconds, performance.now()];
+        await createSteady(indices, rate, t);
+        const names = indices.map((i) => `d${i}`);
+        const budget = Math.max(1000, o.timeoutS * 1000 - (performance.now() - t0));
+        await until("the step's domains running", async () => names.every((x) => running.has(x)), budget, 100).catch(
+          () => {},
+        );
+        const last = Math.max(...names.map((x) => running.get(x) ?? performance.now()));
+        const wallS = (last - t) / 1000;
+        const at = (m: Map<string, number>, x: string) => m.get(x) ?? Number.NaN;
+        steps.push({
+          rate,
+          domains: per,
+          ran: names.filter((x) => running.has(x)).length,
+          latencyS: pcts(
+            names.map((x) => (running.get(x) ?? Number.POSITIVE_INFINITY) - at(created, x)).map((x) => x / 1000),
+          ),
+          scheduledS: pcts(names.map((x) => (at(bound, x) - at(created, x)) / 1000)),
+          startedS: pcts(names.map((x) => (at(running, x) - at(bound, x)) / 1000)),
+          wallS,
+          coresBusy: (cpuNow() - c) / ((performance.now() - t) / 1000),
+          apiServerCpuMsPerDomain: ((procSample(apiPid).cpuSeconds - a) * 1000) / per,
+        });
+        log.info({ step: steps.at(-1) }, "step done");
+        if (performance.now() - t0 > o.timeoutS * 1000) break;
+      }
+    } else if (o.rate > 0)
+      await createSteady(
+        Array.from({ length: o.domains }, (_, i) => i),
+        o.rate,
+        t0,
+      );
+    else {
+      const queue = Array.from({ length: o.domains }, (_, i) => i);
       await Promise.all(
         Array.from({ length: 32 }, async () => {
           for (let i = queue.shift(); i !== undefined; i = queue.shift()) await create(i);
@@ -191,11 +292,6 @@ export async function runScale(o: ScaleOptions) {
     const boundToRunning = [...created].map(
       ([name]) => ((running.get(name) ?? Number.NaN) - (bound.get(name) ?? Number.NaN)) / 1000,
     );
-    // Infinity for domains that never ran: JSON writes it as null, the report as "did not run".
-    const pcts = (v: number[]) => {
-      const w = v.map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
-      return { p50: percentile(w, 50), p95: percentile(w, 95), p99: percentile(w, 99) };
-    };
     const opStat = op ? procSample(op.pid) : undefined;
     const self1 = procSample();
     const cp1 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
@@ -222,6 +318,7 @@ export async function runScale(o: ScaleOptions) {
       apiServer: { rssMiB: cp1.api.rssMiB, cpuSeconds: cp1.api.cpuSeconds - cp0.api.cpuSeconds },
       etcd: { rssMiB: cp1.etcd.rssMiB, cpuSeconds: cp1.etcd.cpuSeconds - cp0.etcd.cpuSeconds },
       latencies: lat.filter(Number.isFinite),
+      ...(o.stepped ? { steps, idleFleet } : {}),
       // The floor's idle watches: how many domains each one's selection holds at the end.
       ...(o.floor ? { floorWatchesHeld: idle.map((w) => w.size) } : {}),
     };

@@ -84,9 +84,86 @@ describe("benchmarks at a small size", () => {
     }
   });
 
+  it("sustained rate: the highest step whose domains all ran with p95 under 1 s, and what the goal's rate asks", () => {
+    const m = machine();
+    const none = {
+      precopy: undefined,
+      balance: undefined,
+      migration: undefined,
+      labMigration: undefined,
+      drain: undefined,
+    };
+    const pct = (p95: number) => ({ p50: p95 / 2, p95, p99: p95 });
+    const step = (rate: number, p95: number, ran = 100) => ({
+      rate,
+      domains: 100,
+      ran,
+      latencyS: pct(p95),
+      scheduledS: pct(p95),
+      startedS: pct(p95),
+      wallS: 10,
+      coresBusy: 1,
+      apiServerCpuMsPerDomain: 5,
+    });
+    const capacityRun = (steps: unknown[]) => ({
+      hosts: 1000,
+      domains: 300,
+      idleFleet: {
+        cores: 0.25,
+        by: { apiServer: 0.15, etcd: 0.01, operator: 0.01, agents: 0.08 },
+        requestsPerS: [{ key: "PUT leases", perDomain: 100 }],
+      },
+      steps,
+    });
+    const capacity = (...runs: unknown[][]) => ({
+      machine: m,
+      size: "full",
+      result: { runs: runs.map(capacityRun) },
+    });
+    const kubexen = {
+      hosts: 1000,
+      domains: 300,
+      rate: 100,
+      ran: 300,
+      endS: 10,
+      allRunningS: 10,
+      latencyS: pct(2),
+      scheduledS: pct(1),
+      startedS: pct(1),
+      apiRequestsPerDomain: 6,
+      apiRequestsByKind: [],
+      latencies: [1, 2],
+      apiServer: { cpuSeconds: 4.5 },
+      etcd: { cpuSeconds: 0.3 },
+      operator: { cpuSeconds: 0.6, peakRssMiB: 100 },
+      agentsProcess: { cpuSeconds: 2.1, rssMiB: 100 },
+    };
+    const scale = { machine: m, size: "full", result: { runs: [] as unknown[] } };
+    const md = (steps: unknown[][], runs: unknown[] = []) =>
+      render({ ...none, scale: { ...scale, result: { runs } }, capacity: capacity(...steps) }).markdown;
+    // 20/s kept p95 under 1 s; 40/s did not; 30/s did but not every domain ran.
+    const out = md([[step(20, 0.4), step(30, 0.5, 99), step(40, 3)]], [kubexen]);
+    assert.match(out, /Highest rate with p95 under 1 s at 1000 hosts: \*\*20\/s\*\* \(p95 0\.40 s/);
+    assert.match(
+      out,
+      /idle fleet \(no domain yet\) kept 0\.25 of the machine's \d+ cores busy: the API server 0\.15, the agents' process 0\.08, .*requests a second: PUT leases 100\./,
+    );
+    // (4.5 + 0.3 + 0.6 + 2.1) s / 300 domains = 25 ms; at 100/s, 2.5 cores.
+    assert.match(out, /spent 25\.0 ms of CPU per domain over all these processes, 2\.5 cores of work a second/);
+    assert.match(out, /\| 30 \| 100 \| 0\.25 \| 0\.50 \| 0\.50 \| 0\.50 \| 0\.50 \| 10 \(99 of 100 ran\) \|/);
+    assert.match(md([[step(20, 1.5)]]), /No step kept p95 under 1 s at 1000 hosts\./);
+    // Two runs that differ near the knee: each says its own, in the same cells.
+    const two = md([
+      [step(20, 0.4), step(40, 3)],
+      [step(20, 0.3), step(40, 0.9)],
+    ]);
+    assert.match(two, /at 1000 hosts: \*\*20\/s \/ 40\/s\*\* \(p95 0\.40 s \/ 0\.90 s/);
+    assert.match(two, /\| 40 \| 100 \| 1\.50 \/ 0\.45 \| 3\.00 \/ 0\.90 \|/);
+  });
+
   it("docs/benchmarks.md and its charts are what the saved results render", () => {
     const root = join(import.meta.dirname, "../..");
-    for (const name of ["precopy", "balance", "migration", "lab-migration", "drain", "scale", "floor"])
+    for (const name of ["precopy", "balance", "migration", "lab-migration", "drain", "scale", "floor", "capacity"])
       assert.ok(loadResult(root, name), `bench/results/${name}.json is kept in the repository`);
     const r = renderSaved(root);
     const again = "render it again: npm run bench -- --only report";
@@ -117,6 +194,31 @@ describe("benchmarks at a small size", () => {
     assert.equal(per("POST xendomains"), 1);
     assert.equal(per("APPLY xendomains/status"), 2);
     assert.deepEqual(fl.floorWatchesHeld, [10, 10, 10]);
+    // Stepped: each step measured on its own, after the idle fleet's cost.
+    const st = await runScale({
+      hosts: 3,
+      domains: 30,
+      rate: 0,
+      timeoutS: 120,
+      stepped: { rates: [10, 30], idleS: 1 },
+    });
+    assert.equal(st.ran, 30);
+    assert.deepEqual(
+      st.steps?.map((s) => [s.rate, s.domains, s.ran]),
+      [
+        [10, 15, 15],
+        [30, 15, 15],
+      ],
+    );
+    for (const s of st.steps ?? []) {
+      assert.ok(Number.isFinite(s.latencyS.p95) && s.latencyS.p95 > 0 && s.wallS > 0, JSON.stringify(s));
+      assert.ok(s.coresBusy > 0 && s.apiServerCpuMsPerDomain > 0, JSON.stringify(s));
+    }
+    const idle = st.idleFleet;
+    assert.ok(idle && idle.by.apiServer > 0, JSON.stringify(idle));
+    assert.deepEqual(Object.keys(idle.by).sort(), ["agents", "apiServer", "etcd", "operator"]);
+    const sum = Object.values(idle.by).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(idle.cores - sum) < 1e-9, "the idle cores are the processes' sum");
     const m = machine();
     const out = render({
       precopy: { machine: m, size: "small", result: runPrecopy("small") },
@@ -126,7 +228,11 @@ describe("benchmarks at a small size", () => {
       drain: { machine: m, size: "small", result: dr },
       scale: { machine: m, size: "small", result: { runs: [sc, { ...sc, rate: 0 }] } },
       floor: { machine: m, size: "small", result: { runs: [{ ...fl, floor: { watchers: 0 } }, fl] } },
+      capacity: { machine: m, size: "small", result: { runs: [st, st] } },
     });
+    assert.match(out.markdown, /### Sustained rate at 3 hosts/);
+    // Two runs: each cell holds both runs' figures.
+    assert.match(out.markdown, /\| 30 \| 15 \| [\d.]+ \/ [\d.]+ \| /);
     assert.match(out.markdown, /## 1\. Control plane at scale/);
     assert.match(out.markdown, /\| POST xendomains \| 1\.00 \|/);
     assert.match(out.markdown, /### The API server's floor/);
