@@ -416,13 +416,14 @@ function capacitySection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: 
         .map((k) => `${k.key} ${f(k.perDomain, 0)}`)
         .join(", ")}. ` +
       "Cores busy: the CPU seconds of the API server, etcd, the operator and the agents' process over the step's wall time. " +
-      "API server CPU per domain: its CPU over the step divided by the step's domains, the idle fleet's share and the running domains' periodic reports included (which is why it is higher at low rates).",
+      "API server CPU and requests per domain: over the step, divided by the step's domains, the idle fleet's share and the running domains' periodic reports included (which is why they are higher at low rates). " +
+      "Watches terminated: agents' watches the API server closed during the step because they fell behind (each comes back as a new WATCH).",
     "",
-    "| creates/s | domains before the step | p50 s | p95 s | p99 s | scheduled p95 s | started p95 s | step took s | cores busy | API server CPU per domain ms |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| creates/s | domains before the step | p50 s | p95 s | p99 s | scheduled p95 s | started p95 s | step took s | cores busy | API server CPU per domain ms | API requests per domain | watches terminated |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...steps.map((s0, i) => {
       const at = (g: (s: Any) => string) => each((r) => (r.steps[i] ? g(r.steps[i]) : "n/a"));
-      return `| ${s0.rate} | ${i * s0.domains} | ${at((s) => sec(s.latencyS.p50))} | ${at((s) => sec(s.latencyS.p95))} | ${at((s) => sec(s.latencyS.p99))} | ${at((s) => sec(s.scheduledS.p95))} | ${at((s) => sec(s.startedS.p95))} | ${at((s) => `${f(s.wallS, 0)}${s.ran < s.domains ? ` (${s.ran} of ${s.domains} ran)` : ""}`)} | ${at((s) => f(s.coresBusy, 2))} | ${at((s) => f(s.apiServerCpuMsPerDomain, 1))} |`;
+      return `| ${s0.rate} | ${i * s0.domains} | ${at((s) => sec(s.latencyS.p50))} | ${at((s) => sec(s.latencyS.p95))} | ${at((s) => sec(s.latencyS.p99))} | ${at((s) => sec(s.scheduledS.p95))} | ${at((s) => sec(s.startedS.p95))} | ${at((s) => `${f(s.wallS, 0)}${s.ran < s.domains ? ` (${s.ran} of ${s.domains} ran)` : ""}`)} | ${at((s) => f(s.coresBusy, 2))} | ${at((s) => f(s.apiServerCpuMsPerDomain, 1))} | ${at((s) => f(s.apiRequestsPerDomain ?? Number.NaN, 1))} | ${at((s) => String(s.terminatedWatchers ?? "n/a"))} |`;
     }),
     "",
   );

@@ -12,6 +12,8 @@ import { parseAllDocuments } from "yaml";
 import { percentile } from "./machine.ts";
 import { apiRequestsBy, apiRequestsDelta, counterSum, procSample } from "./procstat.ts";
 
+// Watches the API server closed because their client fell behind (each comes back as a new WATCH).
+const TERMINATED = "apiserver_terminated_watchers_total";
 const log = createLogger("bench-scale", process.env.BENCH_LOG_LEVEL ?? "error");
 const OPERATOR = join(import.meta.dirname, "../../operator/src/main.ts");
 const CHART = join(import.meta.dirname, "../../charts/kubexen");
@@ -73,6 +75,10 @@ export interface ScaleStep {
   /** CPU seconds of the API server, etcd, the operator and the agents' process over wallS. */
   coresBusy: number;
   apiServerCpuMsPerDomain: number;
+  /** Watches the API server closed during the step because they fell behind. */
+  terminatedWatchers: number;
+  /** Every request the API server served during the step, divided by the step's domains. */
+  apiRequestsPerDomain: number;
 }
 
 /** Percentiles; NaN (never bound) and Infinity (never ran) count as slower than any that did. */
@@ -231,6 +237,7 @@ export async function runScale(o: ScaleOptions) {
       const per = Math.floor(o.domains / o.stepped.rates.length);
       for (const [n, rate] of o.stepped.rates.entries()) {
         const indices = Array.from({ length: per }, (_, k) => n * per + k);
+        const m0 = (await cp.rawGet("/metrics", 120_000)).body;
         const [c, a, t] = [cpuNow(), procSample(apiPid).cpuSeconds, performance.now()];
         await createSteady(indices, rate, t);
         const names = indices.map((i) => `d${i}`);
@@ -241,6 +248,10 @@ export async function runScale(o: ScaleOptions) {
         const last = Math.max(...names.map((x) => running.get(x) ?? performance.now()));
         const wallS = (last - t) / 1000;
         const at = (m: Map<string, number>, x: string) => m.get(x) ?? Number.NaN;
+        // CPU first: reading /metrics again costs the API server some.
+        const coresBusy = (cpuNow() - c) / ((performance.now() - t) / 1000);
+        const apiServerCpuMsPerDomain = ((procSample(apiPid).cpuSeconds - a) * 1000) / per;
+        const m1 = (await cp.rawGet("/metrics", 120_000)).body;
         steps.push({
           rate,
           domains: per,
@@ -251,8 +262,13 @@ export async function runScale(o: ScaleOptions) {
           scheduledS: pcts(names.map((x) => (at(bound, x) - at(created, x)) / 1000)),
           startedS: pcts(names.map((x) => (at(running, x) - at(bound, x)) / 1000)),
           wallS,
-          coresBusy: (cpuNow() - c) / ((performance.now() - t) / 1000),
-          apiServerCpuMsPerDomain: ((procSample(apiPid).cpuSeconds - a) * 1000) / per,
+          coresBusy,
+          apiServerCpuMsPerDomain,
+          terminatedWatchers: counterSum(m1, TERMINATED) - counterSum(m0, TERMINATED),
+          apiRequestsPerDomain: apiRequestsDelta(apiRequestsBy(m0), apiRequestsBy(m1), per).reduce(
+            (sum, r) => sum + r.perDomain,
+            0,
+          ),
         });
         log.info({ step: steps.at(-1) }, "step done");
         if (performance.now() - t0 > o.timeoutS * 1000) break;
@@ -282,8 +298,6 @@ export async function runScale(o: ScaleOptions) {
     // An API server still working through a burst answers slowly: wait for it.
     const metrics1 = (await cp.rawGet("/metrics", 120_000)).body;
     const after = apiRequestsBy(metrics1);
-    // Watches the API server closed because their client fell behind (each comes back as a new WATCH).
-    const TERMINATED = "apiserver_terminated_watchers_total";
     const terminatedWatchers = counterSum(metrics1, TERMINATED) - counterSum(metrics0, TERMINATED);
     const requests = apiRequestsDelta(before, after, o.domains);
     // A domain that never ran counts as slower than any that did (its latency is past the run's end).

@@ -104,6 +104,8 @@ describe("benchmarks at a small size", () => {
       wallS: 10,
       coresBusy: 1,
       apiServerCpuMsPerDomain: 5,
+      apiRequestsPerDomain: 7,
+      terminatedWatchers: rate > 30 ? 12 : 0,
     });
     const capacityRun = (steps: unknown[]) => ({
       hosts: 1000,
@@ -150,7 +152,11 @@ describe("benchmarks at a small size", () => {
     );
     // (4.5 + 0.3 + 0.6 + 2.1) s / 300 domains = 25 ms; at 100/s, 2.5 cores.
     assert.match(out, /spent 25\.0 ms of CPU per domain over all these processes, 2\.5 cores of work a second/);
-    assert.match(out, /\| 30 \| 100 \| 0\.25 \| 0\.50 \| 0\.50 \| 0\.50 \| 0\.50 \| 10 \(99 of 100 ran\) \|/);
+    assert.match(
+      out,
+      /\| 30 \| 100 \| 0\.25 \| 0\.50 \| 0\.50 \| 0\.50 \| 0\.50 \| 10 \(99 of 100 ran\) \| 1\.00 \| 5\.0 \| 7\.0 \| 0 \|/,
+    );
+    assert.match(out, /\| 40 \| 200 \| .* \| 7\.0 \| 12 \|/);
     assert.match(md([[step(20, 1.5)]]), /No step kept p95 under 1 s at 1000 hosts\./);
     // Two runs that differ near the knee: each says its own, in the same cells.
     const two = md([
@@ -213,6 +219,8 @@ describe("benchmarks at a small size", () => {
     for (const s of st.steps ?? []) {
       assert.ok(Number.isFinite(s.latencyS.p95) && s.latencyS.p95 > 0 && s.wallS > 0, JSON.stringify(s));
       assert.ok(s.coresBusy > 0 && s.apiServerCpuMsPerDomain > 0, JSON.stringify(s));
+      // Each domain's create at least; no watch closed on an idle 3-host cluster.
+      assert.ok(s.apiRequestsPerDomain >= 1 && s.terminatedWatchers === 0, JSON.stringify(s));
     }
     const idle = st.idleFleet;
     assert.ok(idle && idle.by.apiServer > 0, JSON.stringify(idle));
