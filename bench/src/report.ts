@@ -12,6 +12,9 @@ const sec = (x: number | null, d = 2) => (x === null || !Number.isFinite(x) ? "d
 /** When a scale run's last domain ran, or how far it got before the run ended. */
 const ranAfter = (s: Any) =>
   s.allRunningS != null ? f(s.allRunningS, 1) : `${s.ran} of ${s.domains} after ${f(s.endS, 0)}`;
+/** A scale run's CPU seconds over every process: the API server, etcd, the operator, the agents' process. */
+const cpuSeconds = (s: Any) =>
+  s.apiServer.cpuSeconds + s.etcd.cpuSeconds + s.operator.cpuSeconds + s.agentsProcess.cpuSeconds;
 const where = (s: { machine: Machine; size: string }) =>
   `_${s.size} size; ${s.machine.cores} cores (${s.machine.cpuModel}), ${s.machine.memoryGiB} GiB, Node ${s.machine.node}, commit ${s.machine.commit}, ${s.machine.date.slice(0, 10)}._`;
 
@@ -40,8 +43,7 @@ export function render(r: {
   if (r.scale) {
     const runs = (r.scale.result.runs ?? []) as Any[];
     // Every process of the run: its CPU seconds over the run's wall time (the operator's from its start).
-    const coresBusy = (s: Any) =>
-      (s.apiServer.cpuSeconds + s.etcd.cpuSeconds + s.operator.cpuSeconds + s.agentsProcess.cpuSeconds) / s.endS;
+    const coresBusy = (s: Any) => cpuSeconds(s) / s.endS;
     const row = (s: Any) =>
       `| ${s.hosts} | ${s.domains} | ${s.rate || "burst"} | ${sec(s.latencyS.p50)} | ${sec(s.latencyS.p95)} | ${sec(s.latencyS.p99)} | ${ranAfter(s)} | ${sec(s.scheduledS.p50)} / ${sec(s.scheduledS.p95)} | ${sec(s.startedS.p50)} / ${sec(s.startedS.p95)} | ${f(s.apiRequestsPerDomain, 1)} | ${f(s.apiServer.cpuSeconds, 0)} | ${f(s.operator.peakRssMiB, 0)} | ${f(s.operator.cpuSeconds, 1)} | ${f(s.agentsProcess.rssMiB, 0)} | ${f(s.etcd.cpuSeconds, 0)} | ${f(s.agentsProcess.cpuSeconds, 0)} | ${f(coresBusy(s), 2)} |`;
     const steady = runs.filter((s) => s.rate > 0);
@@ -437,9 +439,7 @@ function capacitySection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: 
     : `No step kept p95 under 1 s at ${c.hosts} hosts.`;
   // What the goal's rate asks of the machine: every process's CPU per domain in the full runs at that size.
   const full = kubexen.filter((s) => s.hosts === c.hosts && s.domains === c.domains && s.rate > 0);
-  const perDomainMs = (s: Any) =>
-    ((s.apiServer.cpuSeconds + s.etcd.cpuSeconds + s.operator.cpuSeconds + s.agentsProcess.cpuSeconds) / s.domains) *
-    1000;
+  const perDomainMs = (s: Any) => (cpuSeconds(s) / s.domains) * 1000;
   const demand = full.length
     ? ` At ${full[0].rate}/s the runs above spent ${full.map((s) => f(perDomainMs(s), 1)).join(" / ")} ms of CPU per domain over all these processes, ` +
       `${full.map((s) => f((perDomainMs(s) / 1000) * s.rate, 1)).join(" / ")} cores of work a second on a machine of ${cores}: ` +

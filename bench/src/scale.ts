@@ -72,7 +72,10 @@ export interface ScaleStep {
   startedS: { p50: number; p95: number; p99: number };
   /** From the step's first create to its last domain running (or the timeout). */
   wallS: number;
-  /** CPU seconds of the API server, etcd, the operator and the agents' process over wallS. */
+  /**
+   * CPU seconds of the API server, etcd, the operator and the agents' process, over the time from
+   * the step's first create until the benchmark saw all its domains running.
+   */
   coresBusy: number;
   apiServerCpuMsPerDomain: number;
   /** Watches the API server closed during the step because they fell behind. */
@@ -81,7 +84,13 @@ export interface ScaleStep {
   apiRequestsPerDomain: number;
 }
 
-/** Percentiles; NaN (never bound) and Infinity (never ran) count as slower than any that did. */
+/** Every kind's requests per domain, summed. */
+const totalPerDomain = (kinds: Array<{ perDomain: number }>) => kinds.reduce((sum, r) => sum + r.perDomain, 0);
+
+/**
+ * Percentiles; NaN (never bound) and Infinity (never ran) count as slower than any that did (JSON
+ * writes Infinity as null, the report as "did not run").
+ */
 function pcts(v: number[]) {
   const w = v.map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
   return { p50: percentile(w, 50), p95: percentile(w, 95), p99: percentile(w, 99) };
@@ -155,6 +164,16 @@ export async function runScale(o: ScaleOptions) {
   const created = new Map<string, number>();
   const running = new Map<string, number>();
   const bound = new Map<string, number>();
+  // Seconds from create to Running, to bound (the scheduler's part) and bound to Running (the agent's).
+  // A domain that never ran counts as slower than any that did (Infinity; NaN where a time is missing).
+  const intervals = (names: string[]) => {
+    const at = (m: Map<string, number>, x: string) => m.get(x) ?? Number.NaN;
+    return {
+      toRunning: names.map((x) => ((running.get(x) ?? Number.POSITIVE_INFINITY) - at(created, x)) / 1000),
+      toBound: names.map((x) => (at(bound, x) - at(created, x)) / 1000),
+      boundToRunning: names.map((x) => (at(running, x) - at(bound, x)) / 1000),
+    };
+  };
   watcher.addHandler((ev) => {
     const name = ev.obj.metadata.name ?? "";
     if (ev.obj.status?.host && !bound.has(name)) bound.set(name, performance.now());
@@ -247,28 +266,23 @@ export async function runScale(o: ScaleOptions) {
         );
         const last = Math.max(...names.map((x) => running.get(x) ?? performance.now()));
         const wallS = (last - t) / 1000;
-        const at = (m: Map<string, number>, x: string) => m.get(x) ?? Number.NaN;
         // CPU first: reading /metrics again costs the API server some.
         const coresBusy = (cpuNow() - c) / ((performance.now() - t) / 1000);
         const apiServerCpuMsPerDomain = ((procSample(apiPid).cpuSeconds - a) * 1000) / per;
         const m1 = (await cp.rawGet("/metrics", 120_000)).body;
+        const iv = intervals(names);
         steps.push({
           rate,
           domains: per,
           ran: names.filter((x) => running.has(x)).length,
-          latencyS: pcts(
-            names.map((x) => (running.get(x) ?? Number.POSITIVE_INFINITY) - at(created, x)).map((x) => x / 1000),
-          ),
-          scheduledS: pcts(names.map((x) => (at(bound, x) - at(created, x)) / 1000)),
-          startedS: pcts(names.map((x) => (at(running, x) - at(bound, x)) / 1000)),
+          latencyS: pcts(iv.toRunning),
+          scheduledS: pcts(iv.toBound),
+          startedS: pcts(iv.boundToRunning),
           wallS,
           coresBusy,
           apiServerCpuMsPerDomain,
           terminatedWatchers: counterSum(m1, TERMINATED) - counterSum(m0, TERMINATED),
-          apiRequestsPerDomain: apiRequestsDelta(apiRequestsBy(m0), apiRequestsBy(m1), per).reduce(
-            (sum, r) => sum + r.perDomain,
-            0,
-          ),
+          apiRequestsPerDomain: totalPerDomain(apiRequestsDelta(apiRequestsBy(m0), apiRequestsBy(m1), per)),
         });
         log.info({ step: steps.at(-1) }, "step done");
         if (performance.now() - t0 > o.timeoutS * 1000) break;
@@ -300,12 +314,7 @@ export async function runScale(o: ScaleOptions) {
     const after = apiRequestsBy(metrics1);
     const terminatedWatchers = counterSum(metrics1, TERMINATED) - counterSum(metrics0, TERMINATED);
     const requests = apiRequestsDelta(before, after, o.domains);
-    // A domain that never ran counts as slower than any that did (its latency is past the run's end).
-    const lat = [...created].map(([name, t]) => ((running.get(name) ?? Number.POSITIVE_INFINITY) - t) / 1000);
-    const toBound = [...created].map(([name, t]) => ((bound.get(name) ?? Number.NaN) - t) / 1000);
-    const boundToRunning = [...created].map(
-      ([name]) => ((running.get(name) ?? Number.NaN) - (bound.get(name) ?? Number.NaN)) / 1000,
-    );
+    const { toRunning: lat, toBound, boundToRunning } = intervals([...created.keys()]);
     const opStat = op ? procSample(op.pid) : undefined;
     const self1 = procSample();
     const cp1 = { etcd: procSample(etcdPid), api: procSample(apiPid) };
@@ -319,7 +328,7 @@ export async function runScale(o: ScaleOptions) {
       // Where the time goes: the scheduler's part (create to bound) and the agent's (bound to Running).
       scheduledS: pcts(toBound),
       startedS: pcts(boundToRunning),
-      apiRequestsPerDomain: requests.reduce((sum, r) => sum + r.perDomain, 0),
+      apiRequestsPerDomain: totalPerDomain(requests),
       apiRequestsByKind: requests,
       terminatedWatchers,
       operator: opStat && {
