@@ -1,3 +1,4 @@
+export * from "./access.ts";
 export * from "./backoff.ts";
 export * from "./client.ts";
 export * from "./clock.ts";
@@ -15,6 +16,8 @@ export * from "./manager.ts";
 export * from "./metrics.ts";
 export * from "./ratelimit.ts";
 export * from "./resource.ts";
+export * from "./selfsigned.ts";
+export * from "./serving-flags.ts";
 export * from "./time.ts";
 export * from "./watch.ts";
 export * from "./workqueue.ts";

@@ -2,8 +2,18 @@
 // recorder, metrics and health endpoints, optional leader election, and a
 // graceful shutdown on SIGTERM/SIGINT (stop taking work, finish what is in
 // flight within a deadline, release the lease).
-import { createServer, type Server } from "node:http";
+//
+// Metrics are served over TLS to Kubernetes identities allowed `get` on the
+// non-resource path /metrics (a TokenReview and a SubjectAccessReview per
+// token, cached briefly); they name every object the process manages, so they
+// are not for anyone who can reach the port. Health has its own plain
+// listener, on loopback unless told otherwise (the pod IP for kubelet probes).
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import { isIP } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { AccessReviewer, reviewOrUnavailable } from "./access.ts";
 import { KubeClient } from "./client.ts";
 import type { Controller } from "./controller.ts";
 import { errorMessage } from "./errors.ts";
@@ -14,6 +24,7 @@ import { LeaderElector } from "./leader.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { SdkMetrics } from "./metrics.ts";
 import type { KubeObject, Resource } from "./resource.ts";
+import { selfSignedCert } from "./selfsigned.ts";
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -27,9 +38,16 @@ export interface ManagerOptions {
     renewDeadlineMs?: number;
     retryPeriodMs?: number;
   };
-  /** Port for /metrics, /healthz and /readyz; 0 picks a free one; undefined: no server. */
+  /** HTTPS port for /metrics (authenticated and authorized); 0 picks a free one; undefined: no metrics server. */
   metricsPort?: number;
+  /** Address the metrics server listens on. Default 0.0.0.0. */
   metricsHost?: string;
+  /** PEM files of the metrics server's certificate and key; without them a self-signed one is made at start. */
+  metricsTls?: { certFile: string; keyFile: string };
+  /** Plain HTTP port for /healthz and /readyz; 0 picks a free one; undefined: no health server. */
+  healthPort?: number;
+  /** Address the health server listens on. Default 127.0.0.1. */
+  healthHost?: string;
   shutdownTimeoutMs?: number;
   /** Exit the process when the lease is lost (client-go's behaviour). Default true. */
   exitOnLostLease?: boolean;
@@ -50,6 +68,7 @@ export class Manager {
   private readonly runnables: Runnable[] = [];
   private readonly abort = new AbortController();
   private server: Server | undefined;
+  private healthServer: Server | undefined;
   private elector: LeaderElector | undefined;
   private running: Promise<void> | undefined;
   private leading = false;
@@ -95,14 +114,20 @@ export class Manager {
     return this.leading;
   }
 
+  /** https://host:port of the metrics server, once started. */
   get metricsAddress(): string | undefined {
-    const a = this.server?.address();
-    return a && typeof a === "object" ? `http://${a.address}:${a.port}` : undefined;
+    return address("https", this.server);
+  }
+
+  /** http://host:port of the health server, once started. */
+  get healthAddress(): string | undefined {
+    return address("http", this.healthServer);
   }
 
   /** Starts informers and, once leader (if elected), every controller. Resolves when started; `done()` when stopped. */
   async start(): Promise<void> {
-    if (this.o.metricsPort !== undefined) await this.serve(this.o.metricsPort);
+    if (this.o.metricsPort !== undefined) await this.serveMetrics(this.o.metricsPort);
+    if (this.o.healthPort !== undefined) await this.serveHealth(this.o.healthPort);
     if (this.o.handleSignals !== false) {
       const onSignal = (sig: string) => {
         this.log.info({ signal: sig }, "shutting down");
@@ -164,34 +189,67 @@ export class Manager {
     this.abort.abort();
     await this.running;
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
-    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
+    await Promise.all([close(this.server), close(this.healthServer)]);
     this.log.info("stopped");
   }
 
-  private serve(port: number): Promise<void> {
-    this.server = createServer((req, res) => {
-      if (req.url === "/metrics") {
-        this.metrics.registry
-          .metrics()
-          .then((body) => {
-            res.writeHead(200, { "content-type": this.metrics.registry.contentType });
-            res.end(body);
-          })
-          .catch((err) => {
-            res.writeHead(500);
-            res.end(errorMessage(err));
-          });
-      } else if (req.url === "/healthz") {
-        res.writeHead(this.stopped ? 503 : 200);
-        res.end(this.stopped ? "stopping" : "ok");
-      } else if (req.url === "/readyz") {
-        res.writeHead(this.ready ? 200 : 503);
-        res.end(this.ready ? "ok" : "not ready");
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
+  private async serveMetrics(port: number): Promise<void> {
+    const host = this.o.metricsHost ?? "0.0.0.0";
+    const t = this.o.metricsTls;
+    const tls = t
+      ? { cert: readFileSync(t.certFile, "utf8"), key: readFileSync(t.keyFile, "utf8") }
+      : await selfSignedCert(this.name, ["localhost"], isIP(host) && host !== "0.0.0.0" ? [host] : ["127.0.0.1"]);
+    const reviewer = new AccessReviewer(this.client);
+    this.server = createTlsServer(tls, (req, res) => {
+      if (req.url !== "/metrics") return reply(res, 404, "not found");
+      void reviewOrUnavailable(reviewer, req.headers.authorization, "/metrics").then(async (d) => {
+        if (d.code !== 200) {
+          this.log.debug({ code: d.code, reason: d.reason }, "metrics request refused");
+          return reply(res, d.code, d.reason);
+        }
+        try {
+          const body = await this.metrics.registry.metrics();
+          res.writeHead(200, { "content-type": this.metrics.registry.contentType });
+          res.end(body);
+        } catch (err) {
+          reply(res, 500, errorMessage(err));
+        }
+      });
     });
-    return new Promise((resolve) => this.server?.listen(port, this.o.metricsHost ?? "0.0.0.0", () => resolve()));
+    await listen(this.server, port, host);
   }
+
+  private serveHealth(port: number): Promise<void> {
+    this.healthServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === "/healthz") reply(res, this.stopped ? 503 : 200, this.stopped ? "stopping" : "ok");
+      else if (req.url === "/readyz") reply(res, this.ready ? 200 : 503, this.ready ? "ok" : "not ready");
+      else reply(res, 404, "not found");
+    });
+    return listen(this.healthServer, port, this.o.healthHost ?? "127.0.0.1");
+  }
+}
+
+function reply(res: ServerResponse, code: number, text: string): void {
+  res.writeHead(code, { "content-type": "text/plain; charset=utf-8" });
+  res.end(text);
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function close(server: Server | undefined): Promise<void> {
+  return new Promise((res) => (server?.listening ? server.close(() => res()) : res()));
+}
+
+function address(scheme: string, server: Server | undefined): string | undefined {
+  const a = server?.address();
+  if (!a || typeof a !== "object") return undefined;
+  return `${scheme}://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`;
 }

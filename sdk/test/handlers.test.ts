@@ -221,8 +221,7 @@ describe("handlers", () => {
       name: "sdk-shutdown-test",
       handleSignals: false,
       logger: quietLogger,
-      metricsPort: 0,
-      metricsHost: "127.0.0.1",
+      healthPort: 0,
     });
     const inf = mgr.informer<Widget>(widgets, { namespace: "sdk-test" });
     const started: string[] = [];
@@ -244,9 +243,8 @@ describe("handlers", () => {
     for (let i = 0; i < 5; i++) await c.client.create(widgets, widget(`m${i}`, { size: i }));
     await mgr.start();
     try {
-      const metricsText = await (await fetch(`${mgr.metricsAddress}/metrics`)).text();
-      assert.match(metricsText, /workqueue_adds_total\{queue="slow"\}/);
-      assert.equal((await fetch(`${mgr.metricsAddress}/readyz`)).status, 200);
+      assert.match(await mgr.metrics.registry.metrics(), /workqueue_adds_total\{queue="slow"\}/);
+      assert.equal((await fetch(`${mgr.healthAddress}/readyz`)).status, 200);
       await until("two reconciles in flight", () => started.length >= 2);
       await mgr.stop();
       assert.deepEqual([...finished].sort(), [...started].sort(), "every started reconcile finished");
