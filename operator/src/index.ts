@@ -1,4 +1,5 @@
 export * from "./balancer-plan.ts";
+export * from "./crd-upgrade.ts";
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
 export { Lifecycle } from "./lifecycle.ts";
 export { MIGRATION_MANAGER, MigrationController } from "./migration.ts";
