@@ -1,23 +1,27 @@
 #!/usr/bin/env node
 // kubexen-operator: runs with 2 or more replicas; one leads at a time.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { createLogger } from "@kubexen/sdk";
+import { createLogger, parseServingFlags, servingFlags } from "@kubexen/sdk";
 import { Operator } from "./operator.ts";
 
 const { values } = parseArgs({
   options: {
     kubeconfig: { type: "string" },
     namespace: { type: "string", default: process.env.POD_NAMESPACE ?? "kubexen-system" },
-    "metrics-port": { type: "string", default: "8080" },
+    ...servingFlags,
     "leader-elect": { type: "boolean", default: true },
     "no-leader-elect": { type: "boolean", default: false },
+    "no-crd-upgrade": { type: "boolean", default: false },
     "fence-margin": { type: "string", default: "15" },
   },
 });
-const port = Number(values["metrics-port"]);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`kubexen-operator: --metrics-port must be a port number, got ${values["metrics-port"]}`);
+let serving: ReturnType<typeof parseServingFlags>;
+try {
+  serving = parseServingFlags(values, { metricsPort: 8080 });
+} catch (err) {
+  console.error(`kubexen-operator: ${(err as Error).message}`);
   process.exit(2);
 }
 const margin = Number(values["fence-margin"]);
@@ -32,7 +36,11 @@ else kubeConfig.loadFromDefault();
 const op = new Operator({
   kubeConfig,
   namespace: values.namespace,
-  metricsPort: port,
+  serving,
+  // The CRDs are versioned with the operator's package.
+  crdRelease: values["no-crd-upgrade"]
+    ? undefined
+    : (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version,
   leaderElection: !values["no-leader-elect"],
   identity: process.env.POD_NAME,
   fenceMarginMs: margin * 1000,

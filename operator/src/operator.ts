@@ -12,8 +12,17 @@ import {
   type XenMigration,
   type XenMigrationPolicy,
 } from "@kubexen/crds";
-import { Controller, createLogger, type KubeObject, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import {
+  Controller,
+  createLogger,
+  type KubeObject,
+  type Logger,
+  Manager,
+  objectKey,
+  type ServingOptions,
+} from "@kubexen/sdk";
 import { BalancerController } from "./balancer.ts";
+import { upgradeCrds } from "./crd-upgrade.ts";
 import type { LeaseView } from "./fencing.ts";
 import { HighAvailability } from "./ha.ts";
 import { HostHealth, LEASES } from "./hosthealth.ts";
@@ -31,7 +40,10 @@ export interface OperatorOptions {
   /** Leader election (on by default; off for single-process tests and the demo). */
   leaderElection?: boolean;
   identity?: string;
-  metricsPort?: number;
+  /** Server-side apply this release's CRDs at start (crd-upgrade.ts); the release string, or off when absent. */
+  crdRelease?: string;
+  /** Metrics (TLS, Kubernetes authn/authz) and health servers; none by default. */
+  serving?: ServingOptions;
   exitOnLostLease?: boolean;
   logger?: Logger;
   /** Added to each host's fence window before its domains restart elsewhere (default 15 s). */
@@ -41,7 +53,9 @@ export interface OperatorOptions {
 export class Operator {
   readonly manager: Manager;
   readonly metrics: OperatorMetrics;
+  private readonly crdRelease: string | undefined;
   constructor(o: OperatorOptions) {
+    this.crdRelease = o.crdRelease;
     const log = o.logger ?? createLogger("kubexen-operator");
     const namespace = o.namespace ?? "kubexen-system";
     const mgr = new Manager({
@@ -49,7 +63,7 @@ export class Operator {
       name: "kubexen-operator",
       logger: log,
       handleSignals: false,
-      metricsPort: o.metricsPort,
+      ...o.serving,
       exitOnLostLease: o.exitOnLostLease,
       leaderElection:
         o.leaderElection === false ? undefined : { namespace, leaseName: "kubexen-operator", identity: o.identity },
@@ -233,7 +247,8 @@ export class Operator {
     );
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    if (this.crdRelease) await upgradeCrds(this.manager.client, this.crdRelease, this.manager.log);
     return this.manager.start();
   }
 
