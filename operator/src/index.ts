@@ -1,5 +1,7 @@
 export * from "./balancer-plan.ts";
 export * from "./crd-upgrade.ts";
+export * from "./csr-plan.ts";
+export * from "./csr-signer.ts";
 export { HostHealth, leaseExpiredForMs } from "./hosthealth.ts";
 export { Lifecycle } from "./lifecycle.ts";
 export { MIGRATION_MANAGER, MigrationController } from "./migration.ts";

@@ -13,6 +13,7 @@ import {
   type XenMigrationPolicy,
 } from "@kubexen/crds";
 import {
+  CertificateAuthority,
   Controller,
   createLogger,
   type KubeObject,
@@ -23,6 +24,8 @@ import {
 } from "@kubexen/sdk";
 import { BalancerController } from "./balancer.ts";
 import { upgradeCrds } from "./crd-upgrade.ts";
+import { MIGRATION_SIGNER } from "./csr-plan.ts";
+import { type Csr, CsrSigner, certificateSigningRequests } from "./csr-signer.ts";
 import type { LeaseView } from "./fencing.ts";
 import { HighAvailability } from "./ha.ts";
 import { HostHealth, LEASES } from "./hosthealth.ts";
@@ -42,6 +45,8 @@ export interface OperatorOptions {
   identity?: string;
   /** Server-side apply this release's CRDs at start (crd-upgrade.ts); the release string, or off when absent. */
   crdRelease?: string;
+  /** The migration CA (PEM certificate and key): the operator signs agents' own migration certificates with it. */
+  migrationCa?: { cert: string; key: string };
   /** Metrics (TLS, Kubernetes authn/authz) and health servers; none by default. */
   serving?: ServingOptions;
   exitOnLostLease?: boolean;
@@ -54,6 +59,7 @@ export class Operator {
   readonly manager: Manager;
   readonly metrics: OperatorMetrics;
   private readonly crdRelease: string | undefined;
+  private migrationCa: Promise<CertificateAuthority> | undefined;
   constructor(o: OperatorOptions) {
     this.crdRelease = o.crdRelease;
     const log = o.logger ?? createLogger("kubexen-operator");
@@ -98,6 +104,28 @@ export class Operator {
         // A renewal after an expiry brings a host back at once.
         .watch(leases, (ev) => hostOfLease(ev.obj.metadata.name ?? "")),
     );
+
+    if (o.migrationCa) {
+      const { cert, key } = o.migrationCa;
+      const csrs = mgr.informer<Csr>(certificateSigningRequests, {
+        fieldSelector: `spec.signerName=${MIGRATION_SIGNER}`,
+      });
+      const signer = new CsrSigner({
+        client: mgr.client,
+        csrs,
+        ca: CertificateAuthority.load(cert, key),
+        namespace,
+        log,
+      });
+      mgr.add(
+        new Controller({
+          name: "migration-certificates",
+          logger: log,
+          metrics: mgr.metrics,
+          reconcile: (k) => signer.reconcile(k),
+        }).watch(csrs),
+      );
+    }
 
     const scheduler = new Scheduler({
       client: mgr.client,
@@ -248,6 +276,9 @@ export class Operator {
   }
 
   async start(): Promise<void> {
+    await this.migrationCa?.catch((err: Error) => {
+      throw new Error(`the migration CA cannot be loaded: ${err.message}`);
+    });
     if (this.crdRelease) await upgradeCrds(this.manager.client, this.crdRelease, this.manager.log);
     return this.manager.start();
   }

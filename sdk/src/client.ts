@@ -234,7 +234,7 @@ export class KubeClient {
   }
 
   /** PUT with the object's resourceVersion: fails with 409 Conflict if it changed meanwhile. */
-  replace<T extends KubeObject>(r: Resource, obj: T, subresource?: "status"): Promise<T> {
+  replace<T extends KubeObject>(r: Resource, obj: T, subresource?: "status" | "approval"): Promise<T> {
     const { name, namespace } = obj.metadata;
     if (!name) throw new Error(`replace ${r.kind}: object has no name`);
     return this.request<T>("PUT", resourcePath(r, namespace, name, subresource), { body: withTypeMeta(r, obj) });

@@ -24,7 +24,7 @@ import { LeaderElector } from "./leader.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { SdkMetrics } from "./metrics.ts";
 import type { KubeObject, Resource } from "./resource.ts";
-import { selfSignedCert } from "./selfsigned.ts";
+import { selfSignedCert } from "./x509.ts";
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
