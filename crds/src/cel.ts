@@ -27,3 +27,6 @@ export const immutable = (what: string): CelRule => ({
   message: `${what} is immutable`,
   reason: "FieldValueForbidden",
 });
+
+/** A CEL string literal holding `s` as is (backslashes and quotes escaped). */
+export const celString = (s: string) => `'${s.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;

@@ -75,7 +75,8 @@ export function toCrd(def: KindDef): JsonSchema {
   const properties: JsonSchema = {
     apiVersion: { type: "string", description: "APIVersion defines the versioned schema of this object." },
     kind: { type: "string", description: "Kind is a string value representing the REST resource." },
-    metadata: { type: "object" },
+    // name declared so that rules on the root can point at metadata.name
+    metadata: { type: "object", properties: { name: { type: "string", description: "Name of the object." } } },
     spec: toStructural(def.spec),
   };
   if (def.status) properties.status = toStructural(def.status);

@@ -42,7 +42,8 @@ const ready = (desc = "Ready condition"): PrinterColumn => ({
 const age: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
 const singleton = (kind: string): CelRule => ({
   rule: "self.metadata.name == 'default'",
-  message: `metadata.name: there is one ${kind} per cluster and it must be named default`,
+  message: `there is one ${kind} per cluster and it must be named default`,
+  fieldPath: ".metadata.name",
 });
 
 export const kinds: KindDef[] = [

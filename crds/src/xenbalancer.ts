@@ -4,9 +4,19 @@ import { z } from "zod";
 import { validations } from "./cel.ts";
 import { conditions, ObjectMetaSchema, observedGeneration, time } from "./meta.ts";
 
+// Mode names survive YAML 1.1 (kubectl's parser), which reads an unquoted
+// On/Off/Yes/No/Y/N as a boolean: the original `Off` arrived as false. It is
+// still accepted, as a deprecated alias of Disabled, so stored objects stay valid.
 export const BalancerModeSchema = z
-  .enum(["Off", "Recommend", "Auto"])
-  .describe("Off: do nothing. Recommend: write the plan into status. Auto: create XenMigrations with reason Balance.");
+  .enum(["Disabled", "Recommend", "Auto", "Off"])
+  .describe(
+    "Disabled: do nothing. Recommend: write the plan into status. Auto: create XenMigrations with reason Balance. Off: deprecated alias of Disabled (write it quoted; YAML 1.1 reads a bare Off as false).",
+  );
+export type BalancerMode = z.infer<typeof BalancerModeSchema>;
+
+/** The mode the balancer acts on: the deprecated `Off` is `Disabled`. */
+export const effectiveBalancerMode = (mode: BalancerMode): Exclude<BalancerMode, "Off"> =>
+  mode === "Off" ? "Disabled" : mode;
 
 export const XenBalancerSpecSchema = z
   .object({
@@ -20,7 +30,8 @@ export const XenBalancerSpecSchema = z
       .describe("How CPU and memory combine into one load figure per host.")
       .meta(
         validations({
-          rule: "self.cpu + self.memory > 0.0",
+          // A negative weight is the schema's to report.
+          rule: "self.cpu < 0.0 || self.memory < 0.0 || self.cpu + self.memory > 0.0",
           message: "at least one of weights.cpu and weights.memory must be positive",
         }),
       ),

@@ -1,17 +1,21 @@
 // XenDomain: one Xen guest, declared by its user. Everything the system
 // generates (placement, domid, UUID, MACs) lives in status, never in spec.
 import { z } from "zod";
-import { immutable, validations } from "./cel.ts";
+import { celString, immutable, validations } from "./cel.ts";
 import {
+  checked,
   conditions,
+  dom0Path,
+  IPV4_PATTERN,
   MAC_PATTERN,
   matchLabels,
+  NO_CONTROL_PATTERN,
   ObjectMetaSchema,
   observedGeneration,
   PCI_BDF_PATTERN,
   time,
 } from "./meta.ts";
-import { quantitySchema } from "./quantity.ts";
+import { QUANTITY_PATTERN, quantitySchema } from "./quantity.ts";
 
 export const GuestTypeSchema = z
   .enum(["pvh", "hvm", "pv"])
@@ -26,22 +30,24 @@ export const HVM_MAX_VCPUS = 128;
 export const PV_MAX_VCPUS = 512;
 /** Smallest guest kubexen will create. */
 export const MIN_MEMORY = "16Mi";
-
-const path = (description: string) => z.string().min(1).max(4096).regex(/^\//).describe(description);
+/** Largest guest kubexen accepts: the most physical memory Xen on x86 supports without CONFIG_BIGMEM. */
+export const MAX_MEMORY = "16Ti";
+/** Bootloaders Xen ships that may run in dom0; a path would let a tenant run any dom0 binary. */
+export const BOOTLOADERS = ["pygrub"] as const;
 
 export const BootSchema = z
   .object({
-    kernel: path(
+    kernel: dom0Path(
       "Absolute path, in the host's dom0, of the kernel to boot directly (pv, pvh; optional for hvm).",
     ).optional(),
-    ramdisk: path("Absolute path, in the host's dom0, of the initial ramdisk.").optional(),
-    cmdline: z.string().max(4096).optional().describe("Kernel command line, for example console=hvc0 root=/dev/xvda1."),
-    bootloader: z
-      .string()
-      .min(1)
-      .max(4096)
+    ramdisk: dom0Path("Absolute path, in the host's dom0, of the initial ramdisk.").optional(),
+    cmdline: checked(z.string().max(4096), NO_CONTROL_PATTERN, "must not contain control characters")
       .optional()
-      .describe("Bootloader run in dom0 to find the kernel inside the guest's disk (pv), for example pygrub."),
+      .describe("Kernel command line, for example console=hvc0 root=/dev/xvda1; no control characters."),
+    bootloader: z
+      .enum(BOOTLOADERS)
+      .optional()
+      .describe("Bootloader Xen ships, run in dom0 to find the kernel inside the guest's disk (pv): pygrub."),
     firmware: z
       .enum(["bios", "uefi"])
       .optional()
@@ -52,25 +58,27 @@ export const BootSchema = z
 export const DiskSchema = z.object({
   vdev: z
     .string()
+    .max(5)
     .regex(/^(xvd|hd|sd)[a-z]{1,2}$/)
     .describe("Virtual device name in the guest, for example xvda, hda or sdb."),
-  source: z
-    .string()
-    .min(1)
-    .max(4096)
-    .describe(
-      "Backing storage in the host's dom0: a file path or a block device, for example /dev/vg0/web or /var/lib/xen/images/web.img.",
-    ),
+  source: dom0Path(
+    "Backing storage in the host's dom0: the absolute path of a file or a block device, for example /var/lib/xen/images/web.img or /dev/vg0/web.",
+  ),
   format: z.enum(["raw", "qcow2", "qcow", "vhd"]).default("raw").describe("Format of the backing storage."),
   access: z.enum(["rw", "ro"]).default("rw").describe("Read-write or read-only."),
-  devtype: z.enum(["disk", "cdrom"]).default("disk").describe("Disk or CD-ROM (cdrom is for hvm guests)."),
+  devtype: z
+    .enum(["disk", "cdrom"])
+    .default("disk")
+    .describe("Disk or CD-ROM. A CD-ROM is an emulated device, so pvh guests cannot have one."),
 });
 
 export const NetworkSchema = z.object({
   bridge: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]{1,15}$/)
-    .describe("Bridge in dom0 the guest's interface is attached to, for example xenbr0."),
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/)
+    .describe(
+      "Bridge in dom0 the guest's interface is attached to, for example xenbr0: a Linux interface name (at most 15 letters, digits, _ . -, starting with a letter or digit).",
+    ),
   mac: z
     .string()
     .regex(new RegExp(MAC_PATTERN))
@@ -78,12 +86,9 @@ export const NetworkSchema = z.object({
     .describe(
       "Unicast MAC address. When absent, kubexen generates a stable one under Xen's 00:16:3e prefix and records it in status.",
     ),
-  ip: z
-    .string()
-    .max(64)
+  ip: checked(z.string().max(15), IPV4_PATTERN, "must be an IPv4 address in dotted-quad form, for example 192.0.2.10")
     .optional()
-    .describe("IP address the vif script configures for the interface (informational for bridged networks).")
-    .meta({ format: "ipv4" }),
+    .describe("IPv4 address the vif script configures for the interface (informational for bridged networks)."),
   model: z
     .enum(["e1000", "rtl8139", "virtio-net"])
     .optional()
@@ -95,7 +100,7 @@ export const CpuSchema = z
   .object({
     pinning: z
       .string()
-      .regex(/^(all|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)$/)
+      .regex(/^(all|[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*)$/)
       .max(256)
       .optional()
       .describe("Physical CPUs the vCPUs may run on, as a list of ranges (0-3,6) or all."),
@@ -150,23 +155,41 @@ export const EvictionStrategySchema = z
     "What maintenance does to this domain: LiveMigrate (only by live migration; block if impossible), LiveMigrateIfPossible (else restart elsewhere), Restart (stop and start elsewhere), None (block maintenance until the user moves it).",
   );
 
+// CEL runs even when a field fails its pattern or bounds, and quantity() of a
+// string that is not a quantity is an evaluation error: every rule below holds
+// (passes) on values the schema already refuses, so only the schema's message
+// names them, and reads its operands only once they are known to be valid.
+const isQuantity = (x: string) => `string(${x}).matches(${celString(QUANTITY_PATTERN)})`;
+const quantityOf = (x: string) => `quantity(string(${x}))`;
+const q = quantityOf("self");
+
 const memoryField = (description: string) =>
   quantitySchema(description).meta(
     validations(
       {
-        rule: `quantity(string(self)).compareTo(quantity('${MIN_MEMORY}')) >= 0`,
+        rule: `!${isQuantity("self")} || ${q}.compareTo(quantity('${MIN_MEMORY}')) >= 0`,
         doc: `at least ${MIN_MEMORY}`,
         messageExpression: `'must be at least ${MIN_MEMORY}, got ' + string(self) + ' (a bare number is bytes; write 512Mi or 2Gi)'`,
       },
       {
-        rule: "quantity(string(self)).isInteger() && quantity(string(self)).asInteger() % 1048576 == 0",
+        rule: `!${isQuantity("self")} || ${q}.compareTo(quantity('${MAX_MEMORY}')) <= 0`,
+        doc: `at most ${MAX_MEMORY}`,
+        messageExpression: `'must be at most ${MAX_MEMORY}, got ' + string(self)`,
+      },
+      {
+        // isInteger() and asInteger() fail on any quantity with a fraction
+        // (1.5Gi is held as a decimal, not an int64), so round to the nearest
+        // MiB in floating point and subtract that exactly: zero only when the
+        // value is whole MiB. The bound keeps the rounding and product exact.
+        rule: `!${isQuantity("self")} || ${q}.compareTo(quantity('${MAX_MEMORY}')) > 0 || ${q}.sub(int(${q}.asApproximateFloat() / 1048576.0 + 0.5) * 1048576).compareTo(quantity('0')) == 0`,
         doc: "a whole number of MiB",
         messageExpression: "'must be a whole number of MiB, got ' + string(self)",
       },
     ),
   );
 
-const memOf = (f: string) => `quantity(string(self.${f}))`;
+/** vCPUs the guest can reach: maxVcpus, else vcpus. */
+const vcpuCeiling = "(has(self.maxVcpus) ? self.maxVcpus : self.vcpus)";
 
 export const XenDomainSpecSchema = z
   .object({
@@ -227,23 +250,30 @@ export const XenDomainSpecSchema = z
     validations(
       immutableTypeRule(),
       {
-        rule: `!has(self.maxMemory) || ${memOf("memory")}.compareTo(${memOf("maxMemory")}) <= 0`,
+        rule: `!has(self.maxMemory) || !${isQuantity("self.memory")} || !${isQuantity("self.maxMemory")} || ${quantityOf("self.maxMemory")}.compareTo(quantity('${MIN_MEMORY}')) < 0 || ${quantityOf("self.memory")}.compareTo(${quantityOf("self.maxMemory")}) <= 0`,
         doc: "memory must not exceed maxMemory",
         messageExpression:
           "'memory (' + string(self.memory) + ') must not exceed maxMemory (' + string(self.maxMemory) + ')'",
         fieldPath: ".memory",
       },
       {
-        rule: "!has(self.maxVcpus) || self.vcpus <= self.maxVcpus",
+        // A maxVcpus below 1 is the schema's to report, not a fault of vcpus.
+        rule: "!has(self.maxVcpus) || self.maxVcpus < 1 || self.vcpus <= self.maxVcpus",
         doc: "vcpus must not exceed maxVcpus",
         message: "vcpus must not exceed maxVcpus",
         fieldPath: ".vcpus",
       },
       {
-        rule: `self.type == 'pv' || (self.vcpus <= ${HVM_MAX_VCPUS} && (!has(self.maxVcpus) || self.maxVcpus <= ${HVM_MAX_VCPUS}))`,
-        doc: `hvm and pvh guests have at most ${HVM_MAX_VCPUS} vCPUs (Xen's HVM_MAX_VCPUS)`,
-        message: `hvm and pvh guests can have at most ${HVM_MAX_VCPUS} vCPUs (vcpus and maxVcpus); only pv guests may have more`,
+        rule: `self.type == 'pv' || self.vcpus <= ${HVM_MAX_VCPUS}`,
+        doc: `hvm and pvh guests have at most ${HVM_MAX_VCPUS} vcpus (Xen's HVM_MAX_VCPUS)`,
+        message: `hvm and pvh guests can have at most ${HVM_MAX_VCPUS} vCPUs (HVM_MAX_VCPUS); only pv guests may have more`,
         fieldPath: ".vcpus",
+      },
+      {
+        rule: `self.type == 'pv' || !has(self.maxVcpus) || self.maxVcpus <= ${HVM_MAX_VCPUS}`,
+        doc: `hvm and pvh guests have a maxVcpus of at most ${HVM_MAX_VCPUS}`,
+        message: `hvm and pvh guests can have a maxVcpus of at most ${HVM_MAX_VCPUS} (HVM_MAX_VCPUS); only pv guests may have more`,
+        fieldPath: ".maxVcpus",
       },
       {
         rule: "self.type != 'pv' || (has(self.boot) && (has(self.boot.kernel) || has(self.boot.bootloader)))",
@@ -271,9 +301,19 @@ export const XenDomainSpecSchema = z
         reason: "FieldValueForbidden",
       },
       {
-        rule: "!has(self.cpu) || self.cpu.cap <= 100 * (has(self.maxVcpus) ? self.maxVcpus : self.vcpus)",
+        rule: "self.type != 'pvh' || !has(self.disks) || self.disks.all(d, !has(d.devtype) || d.devtype != 'cdrom')",
+        doc: "no cdrom disk on a pvh guest",
+        message:
+          "a pvh guest has no emulated devices, so none of its disks can have devtype cdrom: use devtype disk, or type hvm",
+        fieldPath: ".disks",
+        reason: "FieldValueForbidden",
+      },
+      {
+        // Operands outside their bounds are the schema's to report (and 100
+        // times an unbounded maxVcpus could overflow).
+        rule: `!has(self.cpu) || self.cpu.cap > 51200 || ${vcpuCeiling} < 1 || ${vcpuCeiling} > ${PV_MAX_VCPUS} || self.cpu.cap <= 100 * ${vcpuCeiling}`,
         doc: "cpu.cap is at most 100% per vCPU",
-        message: "cpu.cap must not exceed 100 (percent of one physical CPU) per vCPU",
+        message: "cpu.cap must not exceed 100 (percent of one physical CPU) per vCPU (of maxVcpus, else vcpus)",
         fieldPath: ".cpu.cap",
       },
     ),
@@ -355,11 +395,7 @@ export const XenDomainStatusSchema = z
       .optional()
       .describe("CPU time consumed, in seconds, as the hypervisor counts it."),
     migratable: z.boolean().optional().describe("Whether the domain can live-migrate from where it runs."),
-    savedImage: z
-      .string()
-      .max(4096)
-      .optional()
-      .describe("Path on the host of the saved image while powerState is Saved."),
+    savedImage: dom0Path("Path on the host of the saved image while powerState is Saved.").optional(),
     restartCount: z
       .int()
       .min(0)

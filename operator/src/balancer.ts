@@ -6,6 +6,7 @@
 // a domain the balancer moved is not moved by it again within cooldownSeconds.
 import { createHash } from "node:crypto";
 import {
+  effectiveBalancerMode,
   quantityMiB,
   resources,
   type XenBalancer,
@@ -89,10 +90,18 @@ export class BalancerController {
     const b = this.d.balancers.get(name);
     if (!b || name !== "default") return undefined;
     const spec = b.spec;
+    // The deprecated Off acts as Disabled.
+    const mode = effectiveBalancerMode(spec.mode);
     const now = Date.now();
     const intervalMs = spec.intervalSeconds * 1000;
-    if (spec.mode === "Off")
-      return this.report(b, { nextRunTime: undefined, recommendations: [] }, "Ready", "Off", "balancing is off");
+    if (mode === "Disabled")
+      return this.report(
+        b,
+        { nextRunTime: undefined, recommendations: [] },
+        "Ready",
+        "Disabled",
+        "balancing is disabled",
+      );
     const last = b.status?.lastRunTime ? Date.parse(b.status.lastRunTime) : 0;
     const changed = b.status?.observedGeneration !== b.metadata.generation;
     if (!changed && now - last < intervalMs) return { requeueAfterMs: last + intervalMs - now };
@@ -155,7 +164,7 @@ export class BalancerController {
       };
     });
     let created = b.status?.migrationsCreated ?? 0;
-    if (spec.mode === "Auto") {
+    if (mode === "Auto") {
       for (const r of recommendations) {
         const id = createHash("sha256").update(`${r.namespace}/${r.domain}@${now}`).digest("hex").slice(0, 10);
         await this.d.client.create(resources.xenMigrations, {
@@ -179,10 +188,10 @@ export class BalancerController {
           `imbalance ${plan.imbalance.toFixed(3)}: ${recommendations.length} migrations toward ${plan.projected.toFixed(3)}`,
         );
     }
-    this.d.metrics?.balancerMoves.inc({ mode: spec.mode }, recommendations.length);
+    this.d.metrics?.balancerMoves.inc({ mode }, recommendations.length);
     const message =
       plan.idle ??
-      `imbalance ${plan.imbalance.toFixed(3)}; ${recommendations.length} moves ${spec.mode === "Auto" ? "started" : "recommended"}, projected ${plan.projected.toFixed(3)}`;
+      `imbalance ${plan.imbalance.toFixed(3)}; ${recommendations.length} moves ${mode === "Auto" ? "started" : "recommended"}, projected ${plan.projected.toFixed(3)}`;
     await this.report(
       b,
       {
@@ -194,7 +203,7 @@ export class BalancerController {
         migrationsCreated: created,
       },
       "Ready",
-      spec.mode,
+      mode,
       message,
     );
     return { requeueAfterMs: intervalMs };
