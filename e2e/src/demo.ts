@@ -69,7 +69,19 @@ if (onXen) {
   const fleet = await startSimFleet(
     cp,
     HOSTS.map((name) => ({ name, memoryMiB: 32768, cpus: 16 })),
-    { logger: log, persist: true },
+    {
+      logger: log,
+      persist: true,
+      // Where examples/ keeps its kernels, disks and ISOs, and its bridges.
+      allowedPathRoots: [
+        "/dev/vg0",
+        "/var/lib/kubexen/images",
+        "/var/lib/kubexen/kernels",
+        "/var/lib/xen/images",
+        "/var/lib/xen/iso",
+      ],
+      allowedBridges: ["xenbr0", "xenbr1"],
+    },
   );
   stops.push(() => fleet.stop());
   for (const [name, sim] of fleet.sims)

@@ -11,6 +11,21 @@ import type { ControlPlane } from "./controlplane/controlplane.ts";
 import { issueHostCert, makeCa } from "./controlplane/pki.ts";
 import { freePort } from "./controlplane/ports.ts";
 
+/**
+ * Where the domains of the repository's tests, demo and benchmarks keep their kernels and disks
+ * (examples/ included): the agents check paths against the real filesystem of this machine, where
+ * most of them do not exist, so they resolve as written.
+ */
+export const SIM_FLEET_PATH_ROOTS: readonly string[] = [
+  "/boot",
+  "/dev/vg0",
+  "/var/lib/kubexen/images",
+  "/var/lib/kubexen/kernels",
+  "/var/lib/xen/images",
+  "/var/lib/xen/iso",
+];
+export const SIM_FLEET_BRIDGES: readonly string[] = ["xenbr0", "xenbr1"];
+
 export interface SimFleet {
   sims: Map<string, SimHypervisor>;
   agents: Map<string, NodeAgent>;
@@ -29,6 +44,10 @@ export async function startSimFleet(
     persist?: boolean;
     /** Credentials per host (default: the control plane's admin). */
     kubeConfigFor?: (host: string) => KubeConfig;
+    /** dom0 directories the agents allow domains to use (default SIM_FLEET_PATH_ROOTS). */
+    allowedPathRoots?: readonly string[];
+    /** Bridges the agents allow (default SIM_FLEET_BRIDGES). */
+    allowedBridges?: readonly string[];
     /** Self-fencing through each sim's watchdog. */
     fencing?: { fenceTimeoutMs: number; watchdogTimeoutMs: number };
   } = {},
@@ -48,6 +67,8 @@ export async function startSimFleet(
       kubeConfig: opts.kubeConfigFor?.(name) ?? cp.kubeConfig(),
       host: name,
       hypervisor: sim,
+      allowedPathRoots: opts.allowedPathRoots ?? SIM_FLEET_PATH_ROOTS,
+      allowedBridges: opts.allowedBridges ?? SIM_FLEET_BRIDGES,
       logger: opts.logger,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       leaseDurationSeconds: opts.leaseDurationSeconds,

@@ -3,7 +3,7 @@ export { type Binaries, binaries } from "./controlplane/binaries.ts";
 export { type CommandResult, ControlPlane, type ControlPlaneOptions } from "./controlplane/controlplane.ts";
 export { issueHostCert, type KeyPair, makeCa } from "./controlplane/pki.ts";
 export { freePort } from "./controlplane/ports.ts";
-export { type SimFleet, startSimFleet } from "./fleet.ts";
+export { SIM_FLEET_BRIDGES, SIM_FLEET_PATH_ROOTS, type SimFleet, startSimFleet } from "./fleet.ts";
 export { logger } from "./log.ts";
 export { OverlapRecorder } from "./overlap.ts";
 export { pidAlive, type Supervised, startSupervised } from "./supervised.ts";

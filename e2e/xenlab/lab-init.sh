@@ -47,14 +47,15 @@ socat -t 3600 TCP-LISTEN:7000,reuseaddr,fork EXEC:/bin/sh > /dev/null 2>&1 &
   done
 ) &
 say "host $HOST up, dom0 $(uname -r), $(xl info 2>/dev/null | grep -E '^xen_version' | tr -s ' ')"
-# The agent as a service: restarted when it exits, as systemd's Restart=always would.
+# The agent as a service: restarted when it exits, as systemd's Restart=always would. The lab's
+# guests boot the kernel and initrd in /guest (lib.sh): the one directory the agent allows.
 while true; do
   if [ -e /run/lab/agent-paused ]; then sleep 1; continue; fi
   say "starting the node agent"
   node /opt/kubexen/node-agent/src/main.ts --host "$HOST" --driver xl --kubeconfig /etc/kubexen/kubeconfig \
     --migration-endpoint "$ADDR:9443" --migration-listen 0.0.0.0:9443 \
     --tls-cert /etc/kubexen/tls.crt --tls-key /etc/kubexen/tls.key --tls-ca /etc/kubexen/ca.crt \
-    --token-key /etc/kubexen/token.key $AGENT_ARGS 2>&1 | tee -a /var/log/kubexen-agent.log | sed -u 's/^/[agent] /' > /dev/console
+    --token-key /etc/kubexen/token.key --allowed-path-root /guest $AGENT_ARGS 2>&1 | tee -a /var/log/kubexen-agent.log | sed -u 's/^/[agent] /' > /dev/console
   say "node agent exited"
   sleep 1
 done

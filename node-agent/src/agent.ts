@@ -5,6 +5,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { hostLeaseName, resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
 import { Controller, createLogger, errorMessage, type Informer, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, type HostPolicy } from "./confine.ts";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
@@ -32,6 +33,10 @@ export interface AgentOptions {
   /** Self-fencing; omit to disable (only for hosts whose domains must never be restarted elsewhere automatically). */
   fencing?: { watchdog: Watchdog; fenceTimeoutMs: number; watchdogTimeoutMs: number };
   saveDir?: string;
+  /** dom0 directories a domain's kernel, ramdisk and disks must resolve inside (default /var/lib/kubexen/images, /var/lib/xen/images). */
+  allowedPathRoots?: readonly string[];
+  /** Bridges a domain's interfaces may be attached to (default xenbr0). */
+  allowedBridges?: readonly string[];
   /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
   migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
   workers?: number;
@@ -93,6 +98,10 @@ export class NodeAgent {
     this.incoming = this.manager.informer<XenMigration>(resources.xenMigrations, {
       fieldSelector: `status.targetHost=${o.host}`,
     });
+    const policy: HostPolicy = {
+      pathRoots: o.allowedPathRoots ?? DEFAULT_PATH_ROOTS,
+      bridges: o.allowedBridges ?? DEFAULT_BRIDGES,
+    };
     const dc = new DomainController({
       host: o.host,
       client: this.manager.client,
@@ -103,6 +112,7 @@ export class NodeAgent {
       // agent takes over the same fields instead of sharing list entries with the old one.
       fieldManager: DOMAIN_STATUS_MANAGER,
       saveDir: o.saveDir ?? "/var/lib/kubexen/save",
+      policy,
       log: this.log,
       hostInfo: () => this.hostInfo,
       migrating: (uuid) => this.migrating().has(uuid),
@@ -146,6 +156,8 @@ export class NodeAgent {
         tls: o.migration.tls,
         tokenKey: o.migration.tokenKey,
         fieldManager: this.fieldManager,
+        policy,
+        events: this.manager.events,
         log: this.log,
       });
       const mc = new Controller({
@@ -208,7 +220,16 @@ export class NodeAgent {
       this.reportTimer.unref();
     };
     loop();
-    this.log.info({ host: this.host, driver: this.o.hypervisor.kind, fencing: !!this.fencer }, "node agent started");
+    this.log.info(
+      {
+        host: this.host,
+        driver: this.o.hypervisor.kind,
+        fencing: !!this.fencer,
+        allowedPathRoots: this.o.allowedPathRoots ?? DEFAULT_PATH_ROOTS,
+        allowedBridges: this.o.allowedBridges ?? DEFAULT_BRIDGES,
+      },
+      "node agent started",
+    );
   }
 
   /** Writes the XenHost status from the hypervisor's view (one report at a time; none once stopped). */

@@ -25,6 +25,8 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
+import { confine, describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy, pathsToResolve } from "./confine.ts";
+import { hostPathFacts } from "./paths.ts";
 import { type Action, alive, type Backoff, plan } from "./plan.ts";
 
 /** Failures a retry cannot fix until the spec or the host changes. */
@@ -46,6 +48,8 @@ export interface DomainControllerDeps {
   events: EventRecorder;
   fieldManager: string;
   saveDir: string;
+  /** The dom0 directories and bridges domains may use: checked before every create and restore. */
+  policy: HostPolicy;
   log: Logger;
   hostInfo: () => HostInfo | undefined;
   migrating: (uuid: string) => boolean;
@@ -141,6 +145,16 @@ export class DomainController {
     let after: DomainInfo | undefined = observed;
     let phase: DomainPhase = p.phase;
     const a = p.action;
+    if (a.kind === "create" || a.kind === "restore") {
+      // The last line before xl: whatever the API let through, a refused domain never reaches the
+      // hypervisor. Stalled until the spec changes (the check above), then checked again.
+      const refused = await this.refusal(xd);
+      if (refused) {
+        await this.write(xd, undefined, "Failed", status, "Stalled", refused, FORBIDDEN_HOST_RESOURCE);
+        await d.events.record(xd, "Warning", FORBIDDEN_HOST_RESOURCE, actionVerb(a), refused);
+        return undefined;
+      }
+    }
     if (a.kind === "shutdown" || a.kind === "save")
       xd = await this.write(xd, observed, phase, status, "Reconciling", p.reason);
     try {
@@ -190,6 +204,24 @@ export class DomainController {
     if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
     if (!settled) return { requeueAfterMs: 10 };
     return { requeueAfterMs: after ? Math.min(d.resyncMs, d.cpuReportIntervalMs ?? d.resyncMs) : d.resyncMs };
+  }
+
+  /** Why this host refuses the domain's dom0 paths, bootloader or bridges; undefined when it allows them. */
+  private async refusal(xd: XenDomain): Promise<string | undefined> {
+    const { policy, log } = this.d;
+    const facts = await hostPathFacts(pathsToResolve(xd.spec, policy));
+    const violations = confine({ spec: xd.spec, policy, facts });
+    if (!violations.length) return undefined;
+    // Where each path really leads is for the host's administrator, not the tenant's events.
+    log.warn(
+      {
+        domain: objectKey(xd),
+        generation: xd.metadata.generation,
+        violations: violations.map((v) => ({ field: v.field, resolved: v.resolved })),
+      },
+      "refused a domain: it names host resources outside the policy",
+    );
+    return describeViolations(violations).slice(0, 8192);
   }
 
   private async execute(xd: XenDomain, a: Action, observed: DomainInfo | undefined): Promise<DomainInfo | undefined> {

@@ -8,6 +8,7 @@ import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hyperviso
 import { createLogger } from "@kubexen/sdk";
 import { z } from "zod";
 import { NodeAgent } from "./agent.ts";
+import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, invalidBridge, invalidRoot } from "./confine.ts";
 import { LinuxWatchdog, SimWatchdog, type Watchdog, XenWatchdog } from "./fence.ts";
 
 const { values } = parseArgs({
@@ -24,6 +25,8 @@ const { values } = parseArgs({
     "cpu-report-interval": { type: "string", default: "300" },
     "watchdog-timeout": { type: "string", default: "30" },
     "save-dir": { type: "string", default: "/var/lib/kubexen/save" },
+    "allowed-path-root": { type: "string", multiple: true, default: [...DEFAULT_PATH_ROOTS] },
+    "allowed-bridge": { type: "string", multiple: true, default: [...DEFAULT_BRIDGES] },
     "metrics-port": { type: "string" },
     "sim-memory-mib": { type: "string", default: "65536" },
     "sim-cpus": { type: "string", default: "16" },
@@ -37,6 +40,13 @@ const { values } = parseArgs({
   },
 });
 
+/** A flag's value that `why` finds nothing wrong with. */
+const checkedBy = (flag: string, why: (v: string) => string | undefined) =>
+  z.string().superRefine((v, ctx) => {
+    const m = why(v);
+    if (m) ctx.addIssue({ code: "custom", message: `${flag} ${m}` });
+  });
+
 const Args = z.object({
   host: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "--host must be a DNS name (the XenHost's name)"),
   driver: z.enum(["xl", "sim"]),
@@ -49,6 +59,9 @@ const Args = z.object({
   metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
   simMemoryMiB: z.coerce.number().int().min(1024),
   simCpus: z.coerce.number().int().min(1),
+  allowedPathRoots: z.array(checkedBy("--allowed-path-root", invalidRoot)).min(1, "--allowed-path-root: at least one"),
+  // `--allowed-bridge=` (empty) alone allows no bridge at all.
+  allowedBridges: z.array(checkedBy("--allowed-bridge", invalidBridge)),
 });
 
 const parsed = Args.safeParse({
@@ -63,6 +76,8 @@ const parsed = Args.safeParse({
   metricsPort: values["metrics-port"],
   simMemoryMiB: values["sim-memory-mib"],
   simCpus: values["sim-cpus"],
+  allowedPathRoots: values["allowed-path-root"],
+  allowedBridges: (values["allowed-bridge"] ?? []).filter((b) => b !== ""),
 });
 if (!parsed.success) {
   for (const i of parsed.error.issues) console.error(`kubexen-node-agent: ${i.path.join(".")}: ${i.message}`);
@@ -122,6 +137,8 @@ const agent = new NodeAgent({
   namespace: values.namespace,
   migrationEndpoint: values["migration-endpoint"],
   saveDir: values["save-dir"],
+  allowedPathRoots: a.allowedPathRoots,
+  allowedBridges: a.allowedBridges,
   heartbeatIntervalMs: a.heartbeatInterval * 1000,
   cpuReportIntervalMs: a.cpuReportInterval * 1000,
   leaseDurationSeconds: a.leaseDuration,

@@ -8,10 +8,11 @@
 //     SourceDone; the target sets TargetRunning once the domain runs there.
 // The operator hands the XenDomain to the target only when both reported.
 import type { TLSSocket } from "node:tls";
-import { resources, type XenHost, type XenMigration } from "@kubexen/crds";
+import { resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import { type Hypervisor, MigrationError } from "@kubexen/hypervisor";
 import {
   type Condition,
+  type EventRecorder,
   errorMessage,
   getCondition,
   type Informer,
@@ -22,6 +23,8 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
+import { confine, describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy, pathsToResolve } from "./confine.ts";
+import { hostPathFacts } from "./paths.ts";
 import { type Admission, connectMigration, migrationToken, type TlsFiles, throttled } from "./transport.ts";
 
 export interface MigrationRoleDeps {
@@ -33,6 +36,9 @@ export interface MigrationRoleDeps {
   tls: TlsFiles;
   tokenKey: string | Buffer;
   fieldManager: string;
+  /** This host's dom0 directories and bridges: an incoming domain must fit them as a created one must. */
+  policy: HostPolicy;
+  events?: EventRecorder;
   log: Logger;
 }
 
@@ -165,7 +171,37 @@ export class MigrationRoles implements Admission {
         "NotMigratable",
         `${this.d.host} cannot receive live migrations`,
       );
+    // The stream would attach the domain's disks and bridges here: this host's policy decides,
+    // before the migration server admits anything. Read fresh: the domain is bound to the source.
+    const refused = await this.refusal(m);
+    if (refused) {
+      await this.d.events?.record(m, "Warning", FORBIDDEN_HOST_RESOURCE, "PrepareTarget", refused);
+      return this.condition(m, "TargetReady", "False", FORBIDDEN_HOST_RESOURCE, refused);
+    }
     await this.condition(m, "TargetReady", "True", "Ready", `${this.d.host} accepts the stream (${free} MiB free)`);
+  }
+
+  /** Why this host refuses the migrating domain's dom0 resources; undefined when it takes them. */
+  private async refusal(m: XenMigration): Promise<string | undefined> {
+    const xd = await this.d.client.getOrUndefined<XenDomain>(resources.xenDomains, m.spec.domain, m.metadata.namespace);
+    // Nothing to check against is no reason to let a stream in.
+    if (!xd || xd.status?.uuid !== m.status?.domainUUID)
+      return `XenDomain ${m.metadata.namespace}/${m.spec.domain} with UUID ${m.status?.domainUUID} not found: its host resources cannot be checked`;
+    const violations = confine({
+      spec: xd.spec,
+      policy: this.d.policy,
+      facts: await hostPathFacts(pathsToResolve(xd.spec, this.d.policy)),
+    });
+    if (!violations.length) return undefined;
+    this.d.log.warn(
+      {
+        migration: objectKey(m),
+        domain: objectKey(xd),
+        violations: violations.map((v) => ({ field: v.field, resolved: v.resolved })),
+      },
+      "refused an incoming migration: the domain names host resources outside the policy",
+    );
+    return describeViolations(violations).slice(0, 8192);
   }
 
   private async asSource(m: XenMigration): Promise<void> {

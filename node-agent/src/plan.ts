@@ -3,7 +3,7 @@
 // hypervisor reports. No I/O here: the agent carries the action out, writes
 // the new status, and asks again (level-triggered).
 import type { DomainPhase, XenDomainSpec, XenDomainStatus } from "@kubexen/crds";
-import { quantityMiB } from "@kubexen/crds";
+import { quantityMiB, XenDomainStatusSchema } from "@kubexen/crds";
 import type { DomainInfo } from "@kubexen/hypervisor";
 
 export type Action =
@@ -28,7 +28,7 @@ export interface PlanInput {
   /** A migration of this domain involves this host: leave it to the migration. */
   migrating: boolean;
   nowMs: number;
-  /** Where saved images go, per UUID. */
+  /** Where saved images go, per UUID: `<saveDir>/<uuid>.save`. */
   saveDir: string;
   backoff?: Backoff;
 }
@@ -52,6 +52,17 @@ export const DEFAULT_BACKOFF: Backoff = { baseMs: 10_000, maxMs: 300_000 };
 
 export function restartBackoffMs(restarts: number, b: Backoff = DEFAULT_BACKOFF): number {
   return Math.min(b.maxMs, b.baseMs * 2 ** Math.max(0, restarts - 1));
+}
+
+/**
+ * Where this agent saves a domain's image and restores it from. Always computed here, never read
+ * from the API: anything that may write a domain's status could otherwise point `xl restore` at
+ * any file of the host. The UUID must match the schema's pattern, so it cannot climb out of the
+ * directory. `status.savedImage` only reports the path.
+ */
+export function savedImagePath(saveDir: string, uuid: string | undefined): string | undefined {
+  if (!uuid || !XenDomainStatusSchema.shape.uuid.safeParse(uuid).success) return undefined;
+  return `${saveDir}/${uuid}.save`;
 }
 
 /** A domain that is up in one of these hypervisor states (xl shows an idle guest as blocked). */
@@ -83,8 +94,8 @@ export function plan(i: PlanInput): Plan {
     statusPatch,
     reason,
   });
-  const uuid = status?.uuid ?? "";
-  const savePath = `${i.saveDir}/${uuid}.save`;
+  const savePath = savedImagePath(i.saveDir, status?.uuid);
+  const badUuid = none("Failed", `status.uuid ${JSON.stringify(status?.uuid)} is not a UUID: no image path for it`);
 
   if (i.migrating) return none("Migrating", "a live migration of this domain is under way");
 
@@ -159,8 +170,9 @@ export function plan(i: PlanInput): Plan {
       };
     const paused = spec.powerState === "Paused";
     if (status?.savedImage) {
+      if (!savePath) return badUuid;
       return {
-        action: { kind: "restore", path: status.savedImage, paused },
+        action: { kind: "restore", path: savePath, paused },
         phase: "Restoring",
         statusPatch: {},
         reason: "restoring the saved image",
@@ -182,8 +194,10 @@ export function plan(i: PlanInput): Plan {
     };
   }
 
-  if (spec.powerState === "Saved")
+  if (spec.powerState === "Saved") {
+    if (!savePath) return badUuid;
     return { action: { kind: "save", path: savePath }, phase: "Saving", statusPatch: {}, reason: "powerState Saved" };
+  }
   if (spec.powerState === "Paused" && observed.state !== "paused")
     return { action: { kind: "pause" }, phase: "Paused", statusPatch: {}, reason: "powerState Paused" };
   if (spec.powerState === "Running" && observed.state === "paused")

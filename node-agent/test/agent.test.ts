@@ -3,7 +3,7 @@
 // lifecycle, adoption after a restart, orphans, and specs a host cannot run.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -17,6 +17,8 @@ import { NodeAgent, SimWatchdog } from "../src/index.ts";
 const log = createLogger("agent-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "agent-test";
 const FILES = ["/boot/vmlinuz", "/boot/initrd.img", "/var/lib/xen/images/a.img"];
+/** The dom0 directories FILES live in: what these agents allow. */
+const ROOTS = ["/boot", "/var/lib/xen/images"];
 
 describe("node agent (sim driver)", () => {
   let cp: ControlPlane;
@@ -24,11 +26,17 @@ describe("node agent (sim driver)", () => {
   let sim: SimHypervisor;
   let agent: NodeAgent;
   let stateDir: string;
+  /** A real images directory with a disk and a link out of it, allowed besides ROOTS. */
+  let images: string;
+  /** What exists on the sim host: FILES and the images directory's files. */
+  let files: string[];
   const newAgent = (s: SimHypervisor) =>
     new NodeAgent({
       kubeConfig: cp.kubeConfig(),
       host: "xen-a",
       hypervisor: s,
+      allowedPathRoots: [...ROOTS, images],
+      allowedBridges: ["xenbr0"],
       heartbeatIntervalMs: 1000,
       leaseDurationSeconds: 3,
       reportIntervalMs: 500,
@@ -64,7 +72,15 @@ describe("node agent (sim driver)", () => {
     cp = await startKubexenControlPlane([NS]);
     client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
     stateDir = mkdtempSync(join(tmpdir(), "kubexen-agent-test-"));
-    sim = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files: FILES, stateDir });
+    const host = realpathSync(mkdtempSync(join(tmpdir(), "kubexen-agent-dom0-")));
+    images = join(host, "images");
+    mkdirSync(images);
+    mkdirSync(join(host, "outside"));
+    writeFileSync(join(images, "good.img"), "");
+    writeFileSync(join(host, "outside", "secret.img"), "");
+    symlinkSync("../outside/secret.img", join(images, "escape.img"));
+    files = [...FILES, join(images, "good.img"), join(images, "escape.img"), join(host, "outside", "secret.img")];
+    sim = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files, stateDir });
     agent = newAgent(sim);
     await agent.start();
   });
@@ -72,6 +88,7 @@ describe("node agent (sim driver)", () => {
     await agent?.stop();
     await cp?.stop();
     rmSync(stateDir, { recursive: true, force: true });
+    rmSync(join(images, ".."), { recursive: true, force: true });
   });
 
   it("registers its XenHost with capacity, capabilities and Ready, and renews its Lease", async () => {
@@ -154,7 +171,7 @@ describe("node agent (sim driver)", () => {
     await until("running", async () => (await getXd("steady")).status?.phase === "Running");
     const before = await sim.getDomain(uuid);
     await agent.halt();
-    const sim2 = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files: FILES, stateDir });
+    const sim2 = new SimHypervisor({ hostname: "xen-a", memoryMiB: 4096, cpus: 4, files, stateDir });
     sim = sim2;
     agent = newAgent(sim2);
     await agent.start();
@@ -221,6 +238,92 @@ describe("node agent (sim driver)", () => {
     await client.mergePatch(resources.xenDomains, "nokernel", NS, { spec: { boot: { kernel: "/boot/vmlinuz" } } });
     await until("runs after the fix", async () => (await getXd("nokernel")).status?.phase === "Running");
     assert.ok(!(await getXd("nokernel")).status?.conditions?.some((c) => c.type === "Stalled"));
+  });
+
+  it("refuses a domain naming a dom0 file, a link out of its roots or a bridge it does not allow: Stalled, a Warning, never created", async () => {
+    // Record every create the sim is asked for: a refused domain must never get that far.
+    const asked = new Set<string>();
+    const create = sim.create.bind(sim);
+    sim.create = (c, o) => {
+      asked.add(c.uuid);
+      return create(c, o);
+    };
+    try {
+      const bad = {
+        shadow: {
+          uuid: await bound("shadow", { boot: { kernel: "/etc/shadow" } }),
+          says: "spec.boot.kernel: /etc/shadow resolves outside the allowed roots (/boot, /var/lib/xen/images, ",
+        },
+        escape: {
+          uuid: await bound("escape", { disks: [{ vdev: "xvda", source: join(images, "escape.img") }] }),
+          says: `spec.disks[0].source: ${join(images, "escape.img")} resolves outside the allowed roots`,
+        },
+        bridged: {
+          uuid: await bound("bridged", { networks: [{ bridge: "br-mgmt" }] }),
+          says: "spec.networks[0].bridge: br-mgmt is not an allowed bridge (xenbr0)",
+        },
+      };
+      const good = await bound("good", {
+        disks: [{ vdev: "xvda", source: join(images, "good.img") }],
+        networks: [{ bridge: "xenbr0" }],
+      });
+      await until("the good one runs", async () => (await getXd("good")).status?.phase === "Running");
+      assert.ok(await sim.getDomain(good));
+      await until("each refused", async () => {
+        for (const [name, b] of Object.entries(bad)) {
+          const st = (await getXd(name)).status;
+          const stalled = st?.conditions?.find((c) => c.type === "Stalled");
+          if (
+            st?.phase !== "Failed" ||
+            stalled?.status !== "True" ||
+            stalled.reason !== "ForbiddenHostResource" ||
+            !stalled.message.includes(b.says)
+          )
+            return false;
+        }
+        return true;
+      });
+      const events = await client.list<{
+        metadata: { name?: string };
+        reason: string;
+        type: string;
+        note: string;
+        regarding: { name: string };
+      }>(
+        { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
+        { namespace: NS },
+      );
+      for (const [name, b] of Object.entries(bad)) {
+        assert.ok(
+          events.items.some(
+            (e) =>
+              e.regarding.name === name &&
+              e.type === "Warning" &&
+              e.reason === "ForbiddenHostResource" &&
+              e.note.includes(b.says),
+          ),
+          `a Warning event for ${name}`,
+        );
+        assert.equal(asked.has(b.uuid), false, `${name} never reached the hypervisor`);
+        assert.equal(await sim.getDomain(b.uuid), undefined);
+      }
+      assert.ok(asked.has(good));
+      // The tenant sees that the link is refused, not where it leads.
+      assert.ok(!(await getXd("escape")).status?.conditions?.some((c) => c.message.includes("secret")));
+      // A new generation is checked again: allowed now, it runs.
+      await client.mergePatch(resources.xenDomains, "shadow", NS, { spec: { boot: { kernel: "/boot/vmlinuz" } } });
+      await until("runs once the spec is allowed", async () => (await getXd("shadow")).status?.phase === "Running");
+      assert.ok(!(await getXd("shadow")).status?.conditions?.some((c) => c.type === "Stalled"));
+      // And a generation that stays forbidden stays refused.
+      await client.mergePatch(resources.xenDomains, "bridged", NS, { spec: { networks: [{ bridge: "xenbr1" }] } });
+      await until("refused again", async () => {
+        const c = (await getXd("bridged")).status?.conditions?.find((x) => x.type === "Stalled");
+        return c?.status === "True" && c.message.includes("xenbr1 is not an allowed bridge");
+      });
+      assert.equal(asked.has(bad.bridged.uuid), false);
+    } finally {
+      sim.create = create;
+    }
   });
 
   it("stops the domain when its XenDomain is deleted, before the finalizer lets it go", async () => {
@@ -294,6 +397,7 @@ describe("node agent self-fencing (sim watchdog)", () => {
       kubeConfig: cp.kubeConfig(),
       host: "xen-f",
       hypervisor: sim,
+      allowedPathRoots: ROOTS,
       heartbeatIntervalMs: 500,
       leaseDurationSeconds: 2,
       logger: log,
@@ -338,7 +442,7 @@ describe("node agent self-fencing (sim watchdog)", () => {
 });
 
 describe("node agents migrating a domain between them (the test plays the operator)", () => {
-  it("admits, sends with progress, receives, and reports both sides; the domain runs on one host at every moment", async () => {
+  it("admits, sends with progress, receives, and reports both sides; the domain runs on one host at every moment; a target refuses a domain its policy does not allow", async () => {
     const { mkdtempSync: mk, readFileSync } = await import("node:fs");
     const { issueHostCert, makeCa } = await import("@kubexen/e2e");
     const dir = mk(join(tmpdir(), "kubexen-mig-"));
@@ -362,6 +466,9 @@ describe("node agents migrating a domain between them (the test plays the operat
           kubeConfig: cp.kubeConfig(),
           host: h,
           hypervisor: sims[h] as SimHypervisor,
+          allowedPathRoots: ROOTS,
+          // xen-b has no xenbr1: a domain on it cannot move there.
+          allowedBridges: h === "xen-a" ? ["xenbr0", "xenbr1"] : ["xenbr0"],
           logger: log,
           heartbeatIntervalMs: 1000,
           reportIntervalMs: 500,
@@ -446,6 +553,76 @@ describe("node agents migrating a domain between them (the test plays the operat
       assert.equal(await sims["xen-a"]?.getDomain(uuid), undefined, "the source did not restart it");
       assert.equal((await sims["xen-b"]?.getDomain(uuid))?.state, "running");
       assert.deepEqual(overlap, [], "never running on both hosts");
+
+      // A domain xen-a runs but xen-b's policy does not allow: xen-b is not ready to receive it.
+      const picky = randomUUID();
+      await client.create(resources.xenDomains, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenDomain",
+        metadata: { name: "picky", namespace: NS },
+        spec: { memory: "128Mi", boot: { kernel: "/boot/vmlinuz" }, networks: [{ bridge: "xenbr1" }] },
+      });
+      await client.applyStatus(
+        resources.xenDomains,
+        {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenDomain",
+          metadata: { name: "picky", namespace: NS },
+          status: { host: "xen-a", uuid: picky },
+        },
+        "test-scheduler",
+      );
+      await until("picky runs on a", async () => (await sims["xen-a"]?.getDomain(picky))?.state === "running");
+      await client.create(resources.xenMigrations, {
+        apiVersion: "kubexen.io/v1alpha1",
+        kind: "XenMigration",
+        metadata: { name: "move-2", namespace: NS },
+        spec: { domain: "picky", targetHost: "xen-b" },
+      });
+      await client.applyStatus(
+        resources.xenMigrations,
+        {
+          apiVersion: "kubexen.io/v1alpha1",
+          kind: "XenMigration",
+          metadata: { name: "move-2", namespace: NS },
+          status: {
+            phase: "PreparingTarget",
+            sourceHost: "xen-a",
+            targetHost: "xen-b",
+            domainUUID: picky,
+            memoryMiB: 128,
+          },
+        },
+        "test-operator",
+      );
+      const ready = async () =>
+        (
+          await client.get<import("@kubexen/crds").XenMigration>(resources.xenMigrations, "move-2", NS)
+        ).status?.conditions?.find((c) => c.type === "TargetReady");
+      await until("target refused", async () => (await ready())?.status === "False");
+      const refusal = await ready();
+      assert.equal(refusal?.reason, "ForbiddenHostResource");
+      assert.match(refusal?.message ?? "", /spec\.networks\[0\]\.bridge: xenbr1 is not an allowed bridge \(xenbr0\)/);
+      const events = await client.list<{
+        metadata: { name?: string };
+        reason: string;
+        type: string;
+        regarding: { name: string; kind: string };
+      }>(
+        { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
+        { namespace: NS },
+      );
+      assert.ok(
+        events.items.some(
+          (e) =>
+            e.regarding.kind === "XenMigration" &&
+            e.regarding.name === "move-2" &&
+            e.reason === "ForbiddenHostResource",
+        ),
+        "a Warning event on the migration",
+      );
+      assert.equal(await sims["xen-b"]?.getDomain(picky), undefined, "nothing on the target");
+      assert.equal((await sims["xen-a"]?.getDomain(picky))?.state, "running", "still running on the source");
     } finally {
       for (const a of agents) await a.stop();
       await cp.stop();

@@ -23,4 +23,27 @@ describe("node agent command line", () => {
       assert.match(r.stderr, message);
     }
   });
+
+  it("rejects allowed path roots that are not absolute and normalised, and bad bridge names, naming the flag", () => {
+    for (const [args, message] of [
+      [
+        ["--allowed-path-root", "var/lib/xen/images"],
+        /--allowed-path-root var\/lib\/xen\/images is not an absolute path/,
+      ],
+      [
+        ["--allowed-path-root", "/var/lib/xen/images/"],
+        /--allowed-path-root \/var\/lib\/xen\/images\/ is not normalised/,
+      ],
+      [
+        ["--allowed-path-root", "/var/lib/kubexen/images", "--allowed-path-root", "/var/lib/xen/../../etc"],
+        /--allowed-path-root \/var\/lib\/xen\/\.\.\/\.\.\/etc is not normalised \(write \/var\/etc\)/,
+      ],
+      [["--allowed-path-root", "/"], /--allowed-path-root \/ would allow every file/],
+      [["--allowed-bridge", "br 0"], /--allowed-bridge br 0 is not a bridge name/],
+    ] as const) {
+      const r = run(...args);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
 });

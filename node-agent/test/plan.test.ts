@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { XenDomainSpec, XenDomainStatus } from "@kubexen/crds";
 import type { DomainInfo } from "@kubexen/hypervisor";
-import { plan, restartBackoffMs, wantsRunning } from "../src/plan.ts";
+import { plan, restartBackoffMs, savedImagePath, wantsRunning } from "../src/plan.ts";
 
 const spec = (o: Partial<XenDomainSpec> = {}): XenDomainSpec => ({
   type: "pvh",
@@ -31,7 +31,9 @@ const dom = (o: Partial<DomainInfo> = {}): DomainInfo => ({
 });
 const now = 1_000_000;
 const base = { deleting: false, migrating: false, nowMs: now, saveDir: "/var/lib/kubexen/save" };
-const st = (o: Partial<XenDomainStatus> = {}): XenDomainStatus => ({ uuid: "u", ...o });
+const UUID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const IMAGE = `/var/lib/kubexen/save/${UUID}.save`;
+const st = (o: Partial<XenDomainStatus> = {}): XenDomainStatus => ({ uuid: UUID, ...o });
 
 describe("plan", () => {
   it("starts a new domain, paused when asked", () => {
@@ -90,18 +92,48 @@ describe("plan", () => {
     );
     assert.deepEqual(plan({ ...base, spec: spec({ powerState: "Saved" }), status: st(), observed: dom() }).action, {
       kind: "save",
-      path: "/var/lib/kubexen/save/u.save",
+      path: IMAGE,
     });
-    const saved = st({ phase: "Saved", savedImage: "/var/lib/kubexen/save/u.save", state: "absent" });
+    const saved = st({ phase: "Saved", savedImage: IMAGE, state: "absent" });
     assert.equal(
       plan({ ...base, spec: spec({ powerState: "Saved" }), status: saved, observed: undefined }).phase,
       "Saved",
     );
     assert.deepEqual(plan({ ...base, spec: spec(), status: saved, observed: undefined }).action, {
       kind: "restore",
-      path: "/var/lib/kubexen/save/u.save",
+      path: IMAGE,
       paused: false,
     });
+  });
+
+  it("restores only from its own save directory, whatever status.savedImage says", () => {
+    for (const savedImage of ["/etc/shadow", "/var/lib/kubexen/save/../../../etc/shadow", "relative.save", IMAGE]) {
+      const status = st({ phase: "Saved", savedImage, state: "absent" });
+      for (const powerState of ["Running", "Paused"] as const)
+        assert.deepEqual(plan({ ...base, spec: spec({ powerState }), status, observed: undefined }).action, {
+          kind: "restore",
+          path: IMAGE,
+          paused: powerState === "Paused",
+        });
+    }
+    assert.equal(savedImagePath("/srv/save", UUID), `/srv/save/${UUID}.save`);
+  });
+
+  it("neither saves nor restores a domain whose status.uuid is not a UUID", () => {
+    for (const uuid of ["u", "../../etc/shadow", `${UUID}/../../x`, `${UUID.toUpperCase()}`, `${UUID}\n`, ""]) {
+      assert.equal(savedImagePath("/var/lib/kubexen/save", uuid), undefined, uuid);
+      const saving = plan({ ...base, spec: spec({ powerState: "Saved" }), status: st({ uuid }), observed: dom() });
+      assert.equal(saving.action.kind, "none", uuid);
+      assert.equal(saving.phase, "Failed");
+      const restoring = plan({
+        ...base,
+        spec: spec(),
+        status: st({ uuid, savedImage: "/etc/shadow", state: "absent" }),
+        observed: undefined,
+      });
+      assert.equal(restoring.action.kind, "none", uuid);
+      assert.equal(restoring.phase, "Failed");
+    }
   });
 
   it("balloons memory and changes vCPUs live within the maxima", () => {

@@ -53,6 +53,8 @@ describe("node agent: runStrategy and powerState", () => {
       kubeConfig: cp.kubeConfig(),
       host: "rs",
       hypervisor: sim,
+      // The domains here boot /boot/vmlinuz.
+      allowedPathRoots: ["/boot"],
       heartbeatIntervalMs: 1000,
       reportIntervalMs: 1000,
       restartBackoff: BACKOFF,

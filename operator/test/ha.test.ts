@@ -22,7 +22,14 @@ const log = createLogger("ha-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "ha-test";
 const FENCE = { fenceTimeoutMs: 2000, watchdogTimeoutMs: 1000 };
 const MARGIN_MS = 1000;
-const AGENT = { logger: log, heartbeatIntervalMs: 500, leaseDurationSeconds: 2, reportIntervalMs: 500 };
+// The domains here boot /boot/vmlinuz: the agents (fleet and restarted alike) allow /boot.
+const AGENT = {
+  logger: log,
+  heartbeatIntervalMs: 500,
+  leaseDurationSeconds: 2,
+  reportIntervalMs: 500,
+  allowedPathRoots: ["/boot"],
+};
 type Sim = NonNullable<ReturnType<SimFleet["sims"]["get"]>>;
 
 describe("operator: HA after host failure", () => {
