@@ -8,12 +8,12 @@ import { request as httpRequest } from "node:http";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1ClusterRole } from "@kubernetes/client-node";
 import { logger } from "../log.ts";
 import { type Supervised, startSupervised } from "../supervised.ts";
 import { type Binaries, binaries } from "./binaries.ts";
 import { writeKubeconfig } from "./kubeconfig.ts";
-import { makePki, type Pki, readBase64 } from "./pki.ts";
+import { issue, makePki, type Pki, readBase64 } from "./pki.ts";
 import { freePort } from "./ports.ts";
 
 export interface ControlPlaneOptions {
@@ -332,6 +332,69 @@ export class ControlPlane {
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(path);
     return { path, kubeConfig };
+  }
+
+  /**
+   * A kubeconfig for a user of this cluster, as an organisation's identity provider would vouch for
+   * one: a client certificate (CN = user, O = each group) from the cluster's CA. Its rights are
+   * whatever RBAC grants the user and groups.
+   */
+  async userKubeconfig(user: string, groups: string[] = []): Promise<{ path: string; kubeConfig: KubeConfig }> {
+    const file = `user-${user.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+    const subject = [...groups.map((g) => `/O=${g}`), `/CN=${user}`].join("");
+    const pair = await issue(
+      this.dir,
+      this.pki.ca,
+      file,
+      subject,
+      ["basicConstraints=CA:FALSE", "keyUsage=digitalSignature,keyEncipherment", "extendedKeyUsage=clientAuth"].join(
+        "\n",
+      ),
+    );
+    const path = await writeKubeconfig(
+      join(this.dir, `${file}.kubeconfig`),
+      this.server,
+      await readBase64(this.pki.ca.certFile),
+      user,
+      { kind: "cert", certData: await readBase64(pair.certFile), keyData: await readBase64(pair.keyFile) },
+    );
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(path);
+    return { path, kubeConfig };
+  }
+
+  /**
+   * Fills each aggregated ClusterRole (view, edit, admin, ...) with the rules of the ClusterRoles its
+   * aggregationRule selects, as kube-controller-manager's clusterrole-aggregation controller does:
+   * this control plane runs no controller manager. Call it after installing roles.
+   */
+  async aggregateClusterRoles(): Promise<void> {
+    const rbac = this.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+    const selects = (sel: { matchLabels?: Record<string, string> }, role: V1ClusterRole) =>
+      Object.entries(sel.matchLabels ?? {}).every(([k, v]) => role.metadata?.labels?.[k] === v);
+    // Aggregated roles can be aggregated in turn (view into edit into admin): repeat until nothing changes.
+    for (let pass = 0; pass < 10; pass++) {
+      const roles = (await rbac.listClusterRole()).items;
+      let changed = false;
+      for (const role of roles) {
+        const selectors = role.aggregationRule?.clusterRoleSelectors;
+        if (!selectors) continue;
+        const rules: NonNullable<V1ClusterRole["rules"]> = [];
+        const seen = new Set<string>();
+        for (const other of [...roles].sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""))) {
+          if (other.metadata?.name === role.metadata?.name || !selectors.some((s) => selects(s, other))) continue;
+          for (const r of other.rules ?? []) {
+            const key = JSON.stringify(r);
+            if (!seen.has(key)) rules.push(r);
+            seen.add(key);
+          }
+        }
+        if (JSON.stringify(rules) === JSON.stringify(role.rules ?? [])) continue;
+        await rbac.replaceClusterRole({ name: role.metadata?.name ?? "", body: { ...role, rules } });
+        changed = true;
+      }
+      if (!changed) return;
+    }
   }
 
   /** Stops everything and removes the working directory (unless kept). Safe to call twice. */
