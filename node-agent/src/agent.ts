@@ -4,7 +4,16 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { hostLeaseName, resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
-import { Controller, createLogger, errorMessage, type Informer, type Logger, Manager, objectKey } from "@kubexen/sdk";
+import {
+  Controller,
+  createLogger,
+  errorMessage,
+  type Informer,
+  type Logger,
+  Manager,
+  objectKey,
+  type ServingOptions,
+} from "@kubexen/sdk";
 import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, type HostPolicy } from "./confine.ts";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
@@ -44,7 +53,8 @@ export interface AgentOptions {
   cpuReportIntervalMs?: number;
   /** Crash-restart backoff (default: 10 s doubling to 5 min). */
   restartBackoff?: Backoff;
-  metricsPort?: number;
+  /** Metrics (TLS, Kubernetes authn/authz) and health servers; none by default. */
+  serving?: ServingOptions;
   logger?: Logger;
 }
 
@@ -88,7 +98,7 @@ export class NodeAgent {
       name: this.fieldManager,
       handleSignals: false,
       logger: this.log,
-      metricsPort: o.metricsPort,
+      ...o.serving,
     });
     this.self = this.manager.informer<XenHost>(resources.xenHosts, { fieldSelector: `metadata.name=${o.host}` });
     this.domains = this.manager.informer<XenDomain>(resources.xenDomains, { fieldSelector: `status.host=${o.host}` });

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hypervisor";
-import { createLogger } from "@kubexen/sdk";
+import { createLogger, parseServingFlags, servingFlags } from "@kubexen/sdk";
 import { z } from "zod";
 import { NodeAgent } from "./agent.ts";
 import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, invalidBridge, invalidRoot } from "./confine.ts";
@@ -27,7 +27,7 @@ const { values } = parseArgs({
     "save-dir": { type: "string", default: "/var/lib/kubexen/save" },
     "allowed-path-root": { type: "string", multiple: true, default: [...DEFAULT_PATH_ROOTS] },
     "allowed-bridge": { type: "string", multiple: true, default: [...DEFAULT_BRIDGES] },
-    "metrics-port": { type: "string" },
+    ...servingFlags,
     "sim-memory-mib": { type: "string", default: "65536" },
     "sim-cpus": { type: "string", default: "16" },
     "sim-state-dir": { type: "string" },
@@ -56,7 +56,6 @@ const Args = z.object({
   heartbeatInterval: z.coerce.number().positive("--heartbeat-interval is a number of seconds"),
   leaseDuration: z.coerce.number().int().min(2, "--lease-duration is at least 2 seconds"),
   cpuReportInterval: z.coerce.number().int().min(10, "--cpu-report-interval is at least 10 seconds"),
-  metricsPort: z.coerce.number().int().min(0).max(65535).optional(),
   simMemoryMiB: z.coerce.number().int().min(1024),
   simCpus: z.coerce.number().int().min(1),
   allowedPathRoots: z.array(checkedBy("--allowed-path-root", invalidRoot)).min(1, "--allowed-path-root: at least one"),
@@ -73,7 +72,6 @@ const parsed = Args.safeParse({
   heartbeatInterval: values["heartbeat-interval"],
   leaseDuration: values["lease-duration"],
   cpuReportInterval: values["cpu-report-interval"],
-  metricsPort: values["metrics-port"],
   simMemoryMiB: values["sim-memory-mib"],
   simCpus: values["sim-cpus"],
   allowedPathRoots: values["allowed-path-root"],
@@ -81,6 +79,13 @@ const parsed = Args.safeParse({
 });
 if (!parsed.success) {
   for (const i of parsed.error.issues) console.error(`kubexen-node-agent: ${i.path.join(".")}: ${i.message}`);
+  process.exit(2);
+}
+let serving: ReturnType<typeof parseServingFlags>;
+try {
+  serving = parseServingFlags(values);
+} catch (err) {
+  console.error(`kubexen-node-agent: ${(err as Error).message}`);
   process.exit(2);
 }
 const a = parsed.data;
@@ -142,7 +147,7 @@ const agent = new NodeAgent({
   heartbeatIntervalMs: a.heartbeatInterval * 1000,
   cpuReportIntervalMs: a.cpuReportInterval * 1000,
   leaseDurationSeconds: a.leaseDuration,
-  metricsPort: a.metricsPort,
+  serving,
   logger: log,
   fencing: watchdog
     ? { watchdog, fenceTimeoutMs: a.fenceTimeout * 1000, watchdogTimeoutMs: a.watchdogTimeout * 1000 }
