@@ -99,6 +99,8 @@ export class NodeAgent {
       handleSignals: false,
       logger: this.log,
       ...o.serving,
+      // Its events name its host: the admission policy holds an agent's events to its own host.
+      eventInstance: o.host,
     });
     this.self = this.manager.informer<XenHost>(resources.xenHosts, { fieldSelector: `metadata.name=${o.host}` });
     this.domains = this.manager.informer<XenDomain>(resources.xenDomains, { fieldSelector: `status.host=${o.host}` });

@@ -288,6 +288,7 @@ describe("node agent (sim driver)", () => {
         reason: string;
         type: string;
         note: string;
+        reportingInstance?: string;
         regarding: { name: string };
       }>(
         { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true },
@@ -300,6 +301,8 @@ describe("node agent (sim driver)", () => {
               e.regarding.name === name &&
               e.type === "Warning" &&
               e.reason === "ForbiddenHostResource" &&
+              // The agent's events name its host (the admission policy holds them to it), not the machine's.
+              e.reportingInstance === "xen-a" &&
               e.note.includes(b.says),
           ),
           `a Warning event for ${name}`,

@@ -49,6 +49,8 @@ export interface ManagerOptions {
   /** Address the health server listens on. Default 127.0.0.1. */
   healthHost?: string;
   shutdownTimeoutMs?: number;
+  /** reportingInstance of the events it records; default the machine's host name. */
+  eventInstance?: string;
   /** Exit the process when the lease is lost (client-go's behaviour). Default true. */
   exitOnLostLease?: boolean;
   handleSignals?: boolean;
@@ -81,7 +83,12 @@ export class Manager {
     this.log = o.logger ?? createLogger(o.name);
     this.metrics = new SdkMetrics(undefined, { defaultMetrics: true });
     this.client = new KubeClient(o.kubeConfig, { metrics: this.metrics, userAgent: o.name });
-    this.events = new EventRecorder(this.client, { controller: o.name, logger: this.log, metrics: this.metrics });
+    this.events = new EventRecorder(this.client, {
+      controller: o.name,
+      ...(o.eventInstance ? { instance: o.eventInstance } : {}),
+      logger: this.log,
+      metrics: this.metrics,
+    });
   }
 
   /** A shared informer for this resource and selector (created on first request). */
