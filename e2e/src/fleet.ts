@@ -8,7 +8,7 @@ import { type SimHostOptions, SimHypervisor } from "@kubexen/hypervisor";
 import { NodeAgent, SimWatchdog } from "@kubexen/node-agent";
 import type { Logger } from "@kubexen/sdk";
 import type { ControlPlane } from "./controlplane/controlplane.ts";
-import { issueHostCert, makeCa } from "./controlplane/pki.ts";
+import { issueHostCert, type KeyPair, makeCa } from "./controlplane/pki.ts";
 import { freePort } from "./controlplane/ports.ts";
 
 /**
@@ -27,6 +27,10 @@ export const SIM_FLEET_PATH_ROOTS: readonly string[] = [
 export const SIM_FLEET_BRIDGES: readonly string[] = ["xenbr0", "xenbr1"];
 
 export interface SimFleet {
+  /** The fleet's migration CA: pass `migrationCa` to the operator, which alone holds the key. */
+  ca: KeyPair;
+  /** The CA as the operator's `migrationCa` option takes it (PEM). */
+  migrationCa: { cert: string; key: string };
   sims: Map<string, SimHypervisor>;
   agents: Map<string, NodeAgent>;
   stop(): Promise<void>;
@@ -88,6 +92,8 @@ export async function startSimFleet(
     agents.set(name, agent);
   }
   return {
+    ca,
+    migrationCa: { cert: readFileSync(ca.certFile, "utf8"), key: readFileSync(ca.keyFile, "utf8") },
     sims,
     agents,
     stop: async () => {
