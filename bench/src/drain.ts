@@ -21,7 +21,12 @@ export async function runDrain(size: "small" | "full") {
     ["src", "t1", "t2", "t3"].map((name) => ({ name, memoryMiB: 2048 + n * memMiB + 1024, linkMiBps, timeScale: 1 })),
     { logger: log, reportIntervalMs: 2000 },
   );
-  const op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+  const op = new Operator({
+    kubeConfig: cp.kubeConfig(),
+    migrationCa: fleet.migrationCa,
+    leaderElection: false,
+    logger: log,
+  });
   await op.start();
   // When each transfer runs on the source, to tell transfer time from the time between transfers.
   const sends: Array<{ start: number; end: number }> = [];

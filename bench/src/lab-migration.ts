@@ -59,7 +59,12 @@ export async function runLabMigration(size: "small" | "full", dir: string) {
       metadata: { name: "default" },
       spec: { completionTimeoutPerGiB: 4800 },
     });
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: lab.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
     const metrics = new SdkMetrics();
     watcher = new Informer<XenMigration>(new KubeClient(cp.kubeConfig(), { metrics }), resources.xenMigrations, {

@@ -18,7 +18,12 @@ export async function runMigration(size: "small" | "full") {
     ["m1", "m2"].map((name) => ({ name, memoryMiB: 8192 })),
     { logger: log, reportIntervalMs: 2000 },
   );
-  const op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+  const op = new Operator({
+    kubeConfig: cp.kubeConfig(),
+    migrationCa: fleet.migrationCa,
+    leaderElection: false,
+    logger: log,
+  });
   await op.start();
   // Instrument the sims' send: when the first byte leaves and the last byte is acknowledged.
   const sends = new Map<string, { first: number; last?: number }>();

@@ -142,6 +142,7 @@ export async function runScale(o: ScaleOptions) {
           "--no-leader-elect",
           "--metrics-port",
           "0",
+          ...(fleet ? ["--migration-ca-cert", fleet.ca.certFile, "--migration-ca-key", fleet.ca.keyFile] : []),
         ],
         { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
       );

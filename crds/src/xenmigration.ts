@@ -81,6 +81,13 @@ export const XenMigrationStatusSchema = z
     totalTimeMs: z.number().min(0).optional().describe("Transfer time from first byte to target running, in ms."),
     progressTime: time("When progress was last reported.").optional(),
     failureReason: z.string().max(4096).optional().describe("Why it failed or was aborted."),
+    transferToken: z
+      .string()
+      .max(4096)
+      .optional()
+      .describe(
+        "The operator's signed authorisation of the transfer (set with Transferring, gone when it ends): the target agent accepts the stream only from the source host's certificate with this token, which names this migration, its source and target, expires in minutes and is accepted once.",
+      ),
     observedGeneration: observedGeneration(),
     conditions: conditions("Ready (ended, kstatus Current), Reconciling, Stalled."),
   })

@@ -55,10 +55,13 @@ await installKubexen(cp);
 say("kubexen CRDs installed");
 
 let report = async () => {};
+/** The migration CA of the hosts: the operator alone holds its key and signs every transfer. */
+let migrationCa: { cert: string; key: string };
 if (onXen) {
   say("booting two Xen 4.17 hosts under QEMU (the first run builds their disk image)");
   const dir = join(tmpdir(), `kubexen-demo-xenlab-${process.pid}`);
   const lab = await XenLab.start(cp, { dir, progress: (msg) => say(msg) });
+  migrationCa = lab.migrationCa;
   stops.push(async () => {
     await lab.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -84,6 +87,7 @@ if (onXen) {
     },
   );
   stops.push(() => fleet.stop());
+  migrationCa = fleet.migrationCa;
   for (const [name, sim] of fleet.sims)
     say(`host ${name}: sim Xen host (${sim.opts.cpus} CPUs, ${sim.opts.memoryMiB / 1024} GiB) with its node agent`);
   await cp.kubectlOk(["label", "xenhost", "xen-01", "xen-02", "kubexen.io/tier=web"]);
@@ -92,7 +96,7 @@ if (onXen) {
     await Promise.all([...fleet.agents.values()].map((a) => a.report()));
   };
 }
-const op = new Operator({ kubeConfig: cp.kubeConfig(), logger: log });
+const op = new Operator({ kubeConfig: cp.kubeConfig(), migrationCa, logger: log });
 await op.start();
 stops.push(() => op.stop());
 say("operator started (leader-elected)");

@@ -52,15 +52,22 @@ export async function startSimFleet(
     allowedPathRoots?: readonly string[];
     /** Bridges the agents allow (default SIM_FLEET_BRIDGES). */
     allowedBridges?: readonly string[];
+    /**
+     * Agents ask for their migration certificates through the CSR API, as real hosts do, instead of
+     * being given ones issued ahead (needs agent identities the operator's signer accepts).
+     */
+    requestCertificates?: boolean;
+    /** The migration CA (default: a new one). */
+    ca?: KeyPair;
     /** Self-fencing through each sim's watchdog. */
     fencing?: { fenceTimeoutMs: number; watchdogTimeoutMs: number };
   } = {},
 ): Promise<SimFleet> {
-  const ca = await makeCa(cp.dir, "migration-ca");
+  const ca = opts.ca ?? (await makeCa(cp.dir, "migration-ca"));
   const sims = new Map<string, SimHypervisor>();
   const agents = new Map<string, NodeAgent>();
   for (const { name, ...simOpts } of hosts) {
-    const certs = await issueHostCert(cp.dir, ca, name);
+    const certs = opts.requestCertificates ? undefined : await issueHostCert(cp.dir, ca, name);
     const port = await freePort();
     const sim = new SimHypervisor({
       hostname: name,
@@ -81,8 +88,12 @@ export async function startSimFleet(
       fencing: opts.fencing && { watchdog: new SimWatchdog(sim), ...opts.fencing },
       migrationEndpoint: `127.0.0.1:${port}`,
       migration: {
-        tls: { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile), ca: readFileSync(ca.certFile) },
-        tokenKey: readFileSync(ca.keyFile),
+        ca: readFileSync(ca.certFile),
+        // Issued ahead from the CA, or asked for through the CSR API as a host does (the operator signs).
+        cert: opts.requestCertificates
+          ? undefined
+          : certs && { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile) },
+        certDir: join(cp.dir, "agents", name, "pki"),
         listenPort: port,
         listenHost: "127.0.0.1",
       },

@@ -171,17 +171,77 @@ describe("Helm chart", () => {
       }
       const opKc = (await cp.serviceAccountKubeconfig(NS, "kubexen-operator")).kubeConfig;
       opClient = new KubeClient(opKc, { metrics: new SdkMetrics() });
+      // The CA the chart generated, as the operator's Deployment mounts it from the Secret.
+      const secret = async (key: string) =>
+        Buffer.from(
+          await cp.kubectlOk([
+            "get",
+            "-n",
+            NS,
+            "secret/kubexen-migration",
+            "-o",
+            `jsonpath={.data.${key.replace(".", "\\.")}}`,
+          ]),
+          "base64",
+        ).toString("utf8");
+      const migrationCa = { cert: await secret("ca.crt"), key: await secret("ca.key") };
+      const caDir = mkdtempSync(join(cp.dir, "chart-ca-"));
+      const ca = { certFile: join(caDir, "ca.crt"), keyFile: join(caDir, "ca.key") };
+      writeFileSync(ca.certFile, migrationCa.cert);
+      writeFileSync(ca.keyFile, migrationCa.key);
+      op = new Operator({ kubeConfig: opKc, namespace: NS, logger: log, migrationCa });
+      await op.start();
+      // Agents hold no certificate ahead: each asks for its own through the CSR API, as the DaemonSet's do.
       fleet = await startSimFleet(
         cp,
         ["h1", "h2"].map((name) => ({ name, memoryMiB: 8192 })),
-        { logger: log, reportIntervalMs: 500, kubeConfigFor: (h) => agentKc.get(h) as KubeConfig },
+        {
+          logger: log,
+          reportIntervalMs: 500,
+          kubeConfigFor: (h) => agentKc.get(h) as KubeConfig,
+          ca,
+          requestCertificates: true,
+        },
       );
-      op = new Operator({ kubeConfig: opKc, namespace: NS, logger: log });
-      await op.start();
     });
     after(async () => {
       await op?.stop();
       await fleet?.stop();
+    });
+
+    it("gives each agent a certificate for its own host through the CSR API, and hosts the CA's certificate only", async () => {
+      const c = admin();
+      await until("both hosts can take migrations", async () => {
+        const hs = await c.list<import("@kubexen/crds").XenHost>(resources.xenHosts);
+        return ["h1", "h2"].every((h) => hs.items.find((x) => x.metadata.name === h)?.status?.migrationEndpoint);
+      });
+      const csrs = await c.list<{
+        metadata: { name?: string };
+        spec: { username: string; signerName: string };
+        status?: { certificate?: string; conditions?: Array<{ type: string }> };
+      }>({
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+      });
+      for (const h of ["h1", "h2"]) {
+        const mine = csrs.items.filter((x) => x.spec.username === `system:serviceaccount:${NS}:kubexen-host-${h}`);
+        assert.ok(mine.length >= 1, `${h} asked for its certificate`);
+        const issued = mine.find((x) => x.status?.certificate);
+        assert.ok(
+          issued?.status?.conditions?.some((x) => x.type === "Approved"),
+          `${h}'s request was approved`,
+        );
+        const { X509Certificate } = await import("node:crypto");
+        assert.equal(new X509Certificate(Buffer.from(issued?.status?.certificate ?? "", "base64")).subject, `CN=${h}`);
+      }
+      // What a host may mount: the CA's certificate, published by the operator under the chart's RBAC.
+      const cm = await cp.kubectlOk(["get", "-n", NS, "configmap/kubexen-migration-ca", "-o", "jsonpath={.data}"]);
+      const data = JSON.parse(cm) as Record<string, string>;
+      assert.deepEqual(Object.keys(data), ["ca.crt"]);
+      assert.match(data["ca.crt"] ?? "", /BEGIN CERTIFICATE/);
     });
 
     it("creates, migrates and deletes a domain with only the chart's RBAC", async () => {

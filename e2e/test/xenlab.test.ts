@@ -151,7 +151,13 @@ metadata:
 spec:
   completionTimeoutPerGiB: 4800
 `);
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log, fenceMarginMs: MARGIN_MS });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: lab.migrationCa,
+      leaderElection: false,
+      logger: log,
+      fenceMarginMs: MARGIN_MS,
+    });
     await op.start();
   });
 

@@ -55,7 +55,7 @@ while true; do
   node /opt/kubexen/node-agent/src/main.ts --host "$HOST" --driver xl --kubeconfig /etc/kubexen/kubeconfig \
     --migration-endpoint "$ADDR:9443" --migration-listen 0.0.0.0:9443 \
     --tls-cert /etc/kubexen/tls.crt --tls-key /etc/kubexen/tls.key --tls-ca /etc/kubexen/ca.crt \
-    --token-key /etc/kubexen/token.key --allowed-path-root /guest $AGENT_ARGS 2>&1 | tee -a /var/log/kubexen-agent.log | sed -u 's/^/[agent] /' > /dev/console
+    --allowed-path-root /guest $AGENT_ARGS 2>&1 | tee -a /var/log/kubexen-agent.log | sed -u 's/^/[agent] /' > /dev/console
   say "node agent exited"
   sleep 1
 done

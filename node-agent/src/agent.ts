@@ -1,6 +1,8 @@
 // The node agent: registers its XenHost, heartbeats through a Lease, fences
 // itself when it loses the control plane, reports its host and orphans, and
 // reconciles the XenDomains bound to it through the hypervisor driver.
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { hostLeaseName, resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
@@ -14,6 +16,7 @@ import {
   objectKey,
   type ServingOptions,
 } from "@kubexen/sdk";
+import { HostCertificate } from "./certificate.ts";
 import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, type HostPolicy } from "./confine.ts";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
@@ -22,6 +25,7 @@ import { hostStatus, OrphanReporter, registerHost, reportChanged } from "./host.
 import { MigrationRoles } from "./migrations.ts";
 import type { Backoff } from "./plan.ts";
 import { MigrationServer, type TlsFiles } from "./transport.ts";
+import { UsedTokens } from "./used-tokens.ts";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -46,8 +50,8 @@ export interface AgentOptions {
   allowedPathRoots?: readonly string[];
   /** Bridges a domain's interfaces may be attached to (default xenbr0). */
   allowedBridges?: readonly string[];
-  /** Live migration: this host's certificate (CN = host) and key, the migration CA, the shared token key, where to listen. */
-  migration?: { tls: TlsFiles; tokenKey: string | Buffer; listenPort: number; listenHost?: string };
+  /** Live migration: the migration CA, this host's certificate, where to listen. */
+  migration?: MigrationOptions;
   workers?: number;
   /** How often each running domain's CPU time goes to its status (default 5 minutes). */
   cpuReportIntervalMs?: number;
@@ -56,6 +60,22 @@ export interface AgentOptions {
   /** Metrics (TLS, Kubernetes authn/authz) and health servers; none by default. */
   serving?: ServingOptions;
   logger?: Logger;
+}
+
+export interface MigrationOptions {
+  /** The migration CA certificate (PEM): peers' certificates and the operator's transfer tokens are checked with it. */
+  ca: string | Buffer;
+  /**
+   * This host's certificate (CN = host) and key, when they are provided (cert-manager, tests). Otherwise
+   * the agent makes its own key and asks the CertificateSigningRequest API (certificate.ts).
+   */
+  cert?: { cert: string | Buffer; key: string | Buffer };
+  /** Where the agent keeps its key and certificate and the transfer tokens it accepted (default /var/lib/kubexen/pki). */
+  certDir?: string;
+  /** Addresses to name in the certificate besides the host. */
+  ips?: string[];
+  listenPort: number;
+  listenHost?: string;
 }
 
 const TERMINAL = new Set(["Succeeded", "Failed", "Aborted"]);
@@ -75,7 +95,13 @@ export class NodeAgent {
   private readonly heartbeat: Heartbeat;
   private readonly fencer: Fencer | undefined;
   private readonly orphans = new OrphanReporter();
-  private readonly migrationServer: MigrationServer | undefined;
+  private migrationServer: MigrationServer | undefined;
+  private readonly migrationRoles: MigrationRoles | undefined;
+  /** This host's migration credentials once it has them; until then it advertises no endpoint. */
+  private migrationTls: TlsFiles | undefined;
+  private hostCert: HostCertificate | undefined;
+  private migrationSetup: Promise<void> | undefined;
+  private readonly migrationAbort = new AbortController();
   private hostInfo: HostInfo | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   /** Set once the agent stops: no host report starts after it. */
@@ -165,8 +191,10 @@ export class NodeAgent {
         hv: o.hypervisor,
         outgoing: this.outgoing,
         incoming: this.incoming,
-        tls: o.migration.tls,
-        tokenKey: o.migration.tokenKey,
+        tls: () => {
+          if (!this.migrationTls) throw new Error(`${o.host} has no migration certificate yet`);
+          return this.migrationTls;
+        },
         fieldManager: this.fieldManager,
         policy,
         events: this.manager.events,
@@ -182,15 +210,58 @@ export class NodeAgent {
       mc.watch(this.outgoing);
       mc.watch(this.incoming);
       this.manager.add(mc);
-      this.migrationServer = new MigrationServer({
-        tls: o.migration.tls,
-        host: o.host,
-        tokenKey: o.migration.tokenKey,
-        admission: roles,
-        onAccept: (name, stream) => roles.accept(name, stream),
-        onDeny: (reason, peer) => this.log.warn({ reason, peer }, "refused a migration stream"),
-      });
+      this.migrationRoles = roles;
     }
+  }
+
+  /**
+   * Gets this host's migration certificate (given, or from the CSR API, retried until the operator
+   * signs it) and then listens for migration streams. Domains are managed meanwhile: only
+   * migrations wait for it.
+   */
+  private async startMigration(m: MigrationOptions, roles: MigrationRoles): Promise<void> {
+    const dir = m.certDir ?? "/var/lib/kubexen/pki";
+    if (m.cert) this.migrationTls = { ...m.cert, ca: m.ca };
+    else {
+      const hc = new HostCertificate({
+        client: this.manager.client,
+        host: this.host,
+        dir,
+        ca: m.ca,
+        ips: m.ips,
+        log: this.log,
+      });
+      this.hostCert = hc;
+      hc.onRenew((kc) => {
+        this.migrationTls = { ...kc, ca: m.ca };
+        this.migrationServer?.updateCredentials(this.migrationTls);
+        this.log.info("migration certificate renewed");
+      });
+      for (let wait = 5_000; !this.stopped; wait = Math.min(wait * 2, 60_000)) {
+        try {
+          this.migrationTls = { ...(await hc.start()), ca: m.ca };
+          break;
+        } catch (err) {
+          this.log.error({ err: errorMessage(err), retryInMs: wait }, "no migration certificate: live migration waits");
+          await sleep(wait, undefined, { signal: this.migrationAbort.signal }).catch(() => {});
+        }
+      }
+    }
+    if (this.stopped || !this.migrationTls) return;
+    const used = new UsedTokens(join(dir, "used-tokens.json"));
+    await used.load();
+    const server = new MigrationServer({
+      tls: this.migrationTls,
+      host: this.host,
+      used,
+      admission: roles,
+      onAccept: (name, stream) => roles.accept(name, stream),
+      onDeny: (reason, peer) => this.log.warn({ reason, peer }, "refused a migration stream"),
+    });
+    await server.listen(m.listenPort, m.listenHost);
+    this.migrationServer = server;
+    // The endpoint goes out with the next report: peers reach this host only once it can take a stream.
+    void this.report();
   }
 
   /** UUIDs of domains in a live migration to or from this host. */
@@ -214,8 +285,13 @@ export class NodeAgent {
     await this.heartbeat.renew();
     this.heartbeat.start();
     this.fencer?.start();
-    if (this.migrationServer && this.o.migration)
-      await this.migrationServer.listen(this.o.migration.listenPort, this.o.migration.listenHost);
+    if (this.o.migration && this.migrationRoles) {
+      this.migrationSetup = this.startMigration(this.o.migration, this.migrationRoles).catch((err) =>
+        this.log.error({ err: errorMessage(err) }, "live migration unavailable on this host"),
+      );
+      // Given credentials listen at once; requested ones are awaited in the background.
+      if (this.o.migration.cert) await this.migrationSetup;
+    }
     this.unwatch = this.o.hypervisor.watch((e) => {
       const d = this.domains.list().find((x) => x.status?.uuid === e.uuid);
       if (d) this.controller.enqueue(objectKey(d));
@@ -273,7 +349,7 @@ export class NodeAgent {
         domains: domains.filter((d) => !reclaimed.has(d.uuid)),
         bound: this.domains.list(),
         migrating,
-        endpoint: this.o.migrationEndpoint,
+        endpoint: this.migrationServer ? this.o.migrationEndpoint : undefined,
         driver: this.o.hypervisor.kind,
         agentVersion: AGENT_VERSION,
         fencing: {
@@ -350,7 +426,7 @@ export class NodeAgent {
     await this.stopReports();
     this.unwatch?.();
     this.heartbeat.stop();
-    await this.migrationServer?.close();
+    await this.stopMigration();
     let published = !this.fencer || this.fencer.isFenced;
     if (!published) {
       try {
@@ -381,8 +457,15 @@ export class NodeAgent {
     clearTimeout(this.reportTimer);
     this.unwatch?.();
     this.heartbeat.stop();
-    await this.migrationServer?.close();
+    await this.stopMigration();
     await this.manager.stop();
+  }
+
+  private async stopMigration(): Promise<void> {
+    this.hostCert?.stop();
+    this.migrationAbort.abort();
+    await this.migrationSetup;
+    await this.migrationServer?.close();
   }
 
   /**

@@ -2,6 +2,7 @@
 // kubexen-node-agent: one per Xen host, in its dom0 (a DaemonSet pod or a
 // systemd service with a kubeconfig bound to the host's ServiceAccount).
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hypervisor";
@@ -32,10 +33,12 @@ const { values } = parseArgs({
     "sim-cpus": { type: "string", default: "16" },
     "sim-state-dir": { type: "string" },
     "migration-listen": { type: "string", default: "0.0.0.0:9443" },
-    "tls-cert": { type: "string", default: "/etc/kubexen/migration/tls.crt" },
-    "tls-key": { type: "string", default: "/etc/kubexen/migration/tls.key" },
+    // The migration CA's certificate only: its key stays with the operator.
     "tls-ca": { type: "string", default: "/etc/kubexen/migration/ca.crt" },
-    "token-key": { type: "string", default: "/etc/kubexen/migration/token.key" },
+    // This host's key and certificate, kept here after the CSR API issued them (or given with --tls-cert/--tls-key).
+    "cert-dir": { type: "string", default: "/var/lib/kubexen/pki" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
     "no-migration": { type: "boolean", default: false },
   },
 });
@@ -116,7 +119,7 @@ function migrationConfig() {
   if (values["no-migration"]) return undefined;
   const listen = values["migration-listen"] ?? "0.0.0.0:9443";
   const i = listen.lastIndexOf(":");
-  const read = (flag: "tls-cert" | "tls-key" | "tls-ca" | "token-key") => {
+  const read = (flag: "tls-cert" | "tls-key" | "tls-ca") => {
     try {
       return readFileSync(values[flag] ?? "");
     } catch (err) {
@@ -126,9 +129,18 @@ function migrationConfig() {
       process.exit(2);
     }
   };
+  if (!values["tls-cert"] !== !values["tls-key"]) {
+    console.error(
+      "kubexen-node-agent: --tls-cert and --tls-key go together (or give neither: the agent asks for its own)",
+    );
+    process.exit(2);
+  }
+  const endpointHost = values["migration-endpoint"]?.slice(0, values["migration-endpoint"].lastIndexOf(":"));
   return {
-    tls: { cert: read("tls-cert"), key: read("tls-key"), ca: read("tls-ca") },
-    tokenKey: read("token-key"),
+    ca: read("tls-ca"),
+    cert: values["tls-cert"] ? { cert: read("tls-cert"), key: read("tls-key") } : undefined,
+    certDir: values["cert-dir"],
+    ips: endpointHost && isIP(endpointHost) ? [endpointHost] : [],
     listenHost: listen.slice(0, i),
     listenPort: Number(listen.slice(i + 1)),
   };

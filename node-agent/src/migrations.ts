@@ -25,7 +25,7 @@ import {
 } from "@kubexen/sdk";
 import { confine, describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy, pathsToResolve } from "./confine.ts";
 import { hostPathFacts } from "./paths.ts";
-import { type Admission, connectMigration, migrationToken, type TlsFiles, throttled } from "./transport.ts";
+import { type Admission, connectMigration, type TlsFiles, throttled } from "./transport.ts";
 
 export interface MigrationRoleDeps {
   host: string;
@@ -33,8 +33,8 @@ export interface MigrationRoleDeps {
   hv: Hypervisor;
   outgoing: Informer<XenMigration>;
   incoming: Informer<XenMigration>;
-  tls: TlsFiles;
-  tokenKey: string | Buffer;
+  /** This host's certificate and key in force (renewed over time) and the migration CA. */
+  tls: () => TlsFiles;
   fieldManager: string;
   /** This host's dom0 directories and bridges: an incoming domain must fit them as a created one must. */
   policy: HostPolicy;
@@ -228,12 +228,13 @@ export class MigrationRoles implements Admission {
         if (!endpoint) throw new Error(`XenHost ${targetHost} advertises no migration endpoint`);
         const sock = await connectMigration({
           endpoint,
-          tls: this.d.tls,
+          tls: this.d.tls(),
           targetHost,
           hello: {
             migration: key,
             uid: m.metadata.uid ?? "",
-            token: migrationToken(this.d.tokenKey, m.metadata.uid ?? "", sourceHost, targetHost),
+            // The operator's signed authorisation: without it the target refuses the stream.
+            token: m.status?.transferToken ?? "",
           },
         });
         // The operator resolved the limit in force (migration, domain, policy) into status.

@@ -1,12 +1,12 @@
 // The migration stream between agents: mutual TLS with certificates from the
-// cluster's migration CA (each agent's certificate names its host), plus a
-// one-time token bound to the XenMigration, derived by both agents from a
-// shared key: HMAC(key, uid:source:target). The target accepts a stream only
-// for a migration the operator assigned to it, from the certificate of that
-// migration's source host, once.
-import { createHmac, timingSafeEqual } from "node:crypto";
+// cluster's migration CA (each agent's certificate names its host), plus the
+// transfer token the operator signed with the CA's key (which no host holds)
+// for this migration, its source and its target. The target accepts a stream
+// only for a migration the operator assigned to it, from the certificate of
+// that migration's source host, with that token, once (even across restarts).
 import { Duplex } from "node:stream";
 import { connect, createServer, type PeerCertificate, type Server, type TLSSocket } from "node:tls";
+import { verifyMigrationToken } from "@kubexen/crds";
 
 export interface TlsFiles {
   cert: string | Buffer;
@@ -21,14 +21,11 @@ export interface MigrationHello {
   token: string;
 }
 
-export function migrationToken(key: string | Buffer, uid: string, source: string, target: string): string {
-  return createHmac("sha256", key).update(`${uid}:${source}:${target}`).digest("hex");
-}
-
-function sameToken(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+/** Where the target records the tokens it accepted (used-tokens.ts). */
+export interface UsedTokenRecord {
+  has(uid: string): boolean;
+  /** Records a use; false when the uid was used before. Resolves once the record is durable. */
+  use(uid: string, expMs: number): Promise<boolean>;
 }
 
 export const peerHost = (cert: PeerCertificate | undefined): string | undefined => {
@@ -76,9 +73,10 @@ export interface Admission {
 }
 
 export interface MigrationServerOptions {
+  /** This host's certificate and key, and the migration CA (which also checks transfer tokens). */
   tls: TlsFiles;
   host: string;
-  tokenKey: string | Buffer;
+  used: UsedTokenRecord;
   admission: Admission;
   onAccept: (migration: string, stream: TLSSocket) => void;
   onDeny?: (reason: string, peer: string | undefined) => void;
@@ -87,11 +85,12 @@ export interface MigrationServerOptions {
 /** The target side: listens for migration streams. */
 export class MigrationServer {
   private readonly server: Server;
-  private readonly used = new Set<string>();
   private readonly o: MigrationServerOptions;
+  private tls: TlsFiles;
 
   constructor(o: MigrationServerOptions) {
     this.o = o;
+    this.tls = o.tls;
     this.server = createServer(
       { ...o.tls, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" },
       (sock) => void this.handle(sock),
@@ -100,6 +99,12 @@ export class MigrationServer {
       o.onDeny?.(`TLS: ${err.message}`, undefined);
       sock.destroy();
     });
+  }
+
+  /** A renewed certificate and key: new connections use them, open streams go on. */
+  updateCredentials(tls: TlsFiles): void {
+    this.tls = tls;
+    this.server.setSecureContext({ ...tls, minVersion: "TLSv1.3" });
   }
 
   listen(port: number, host = "0.0.0.0"): Promise<number> {
@@ -129,10 +134,16 @@ export class MigrationServer {
     if (!m.acceptable) return deny(`migration ${hello.migration} is not ready to receive`);
     if (m.uid !== hello.uid) return deny(`migration ${hello.migration} has another uid`);
     if (peer !== m.source) return deny(`certificate of ${peer ?? "nobody"} is not the migration's source ${m.source}`);
-    if (!sameToken(hello.token ?? "", migrationToken(this.o.tokenKey, m.uid, m.source, m.target)))
-      return deny("invalid token");
-    if (this.used.has(m.uid)) return deny("token already used");
-    this.used.add(m.uid);
+    const check = verifyMigrationToken(hello.token ?? "", this.tls.ca, m, Date.now());
+    if (!check.ok) return deny(`invalid token: ${check.reason}`);
+    // Durable before the stream is accepted: a restart in between cannot make the token usable again.
+    let fresh: boolean;
+    try {
+      fresh = !this.o.used.has(m.uid) && (await this.o.used.use(m.uid, check.claims.exp * 1000));
+    } catch (err) {
+      return deny(`cannot record the token's use: ${(err as Error).message}`);
+    }
+    if (!fresh) return deny("token already used");
     sock.write("OK\n");
     // Not resumed: what the source sends before the hypervisor's reader attaches waits in the buffer.
     this.o.onAccept(hello.migration, sock);

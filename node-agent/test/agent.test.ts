@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { resources, type XenDomain, type XenHost } from "@kubexen/crds";
+import { resources, signMigrationToken, type XenDomain, type XenHost } from "@kubexen/crds";
 import { type ControlPlane, startKubexenControlPlane, until } from "@kubexen/e2e";
 import { SimHypervisor } from "@kubexen/hypervisor";
 import { Controller, createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
@@ -452,7 +452,7 @@ describe("node agents migrating a domain between them (the test plays the operat
     const ca = await makeCa(dir, "migration-ca");
     const tlsFor = async (h: string) => {
       const p = await issueHostCert(dir, ca, h);
-      return { cert: readFileSync(p.certFile), key: readFileSync(p.keyFile), ca: readFileSync(ca.certFile) };
+      return { cert: readFileSync(p.certFile), key: readFileSync(p.keyFile) };
     };
     const cp = await startKubexenControlPlane([NS]);
     const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
@@ -476,7 +476,13 @@ describe("node agents migrating a domain between them (the test plays the operat
           heartbeatIntervalMs: 1000,
           reportIntervalMs: 500,
           migrationEndpoint: `127.0.0.1:${port}`,
-          migration: { tls: await tlsFor(h), tokenKey: "k3y", listenPort: port, listenHost: "127.0.0.1" },
+          migration: {
+            ca: readFileSync(ca.certFile),
+            cert: await tlsFor(h),
+            certDir: join(dir, h),
+            listenPort: port,
+            listenHost: "127.0.0.1",
+          },
         });
         await a.start();
         agents.push(a);
@@ -535,7 +541,25 @@ describe("node agents migrating a domain between them (the test plays the operat
         memoryMiB: 256,
       });
       await until("target ready", async () => (await cond("TargetReady"))?.status === "True");
-      await op({ phase: "Transferring", sourceHost: "xen-a", targetHost: "xen-b", domainUUID: uuid, memoryMiB: 256 });
+      // The operator's signature on this transfer, as only the CA key's holder can make it.
+      const transferToken = signMigrationToken(
+        {
+          migration: `${NS}/move-1`,
+          uid: (await mig()).metadata.uid ?? "",
+          source: "xen-a",
+          target: "xen-b",
+          exp: Math.floor(Date.now() / 1000) + 600,
+        },
+        readFileSync(ca.keyFile, "utf8"),
+      );
+      await op({
+        phase: "Transferring",
+        sourceHost: "xen-a",
+        targetHost: "xen-b",
+        domainUUID: uuid,
+        memoryMiB: 256,
+        transferToken,
+      });
       await until(
         "both sides reported",
         async () => (await cond("SourceDone"))?.status === "True" && (await cond("TargetRunning"))?.status === "True",

@@ -1,6 +1,8 @@
 // The migration stream between agents: mutual TLS from the cluster's
-// migration CA, a one-time token bound to the migration, refusals for the
-// wrong token, certificate, host or migration, and a bandwidth limit.
+// migration CA, the operator's signed one-time token bound to the migration,
+// its source and target (spent for good, across a restart of the target),
+// refusals for the wrong token, certificate, host or migration, and a
+// bandwidth limit.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -8,11 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
+import { signMigrationToken } from "@kubexen/crds";
 import { issueHostCert, makeCa } from "@kubexen/e2e";
 import { SimHypervisor } from "@kubexen/hypervisor";
-import { connectMigration, MigrationServer, migrationToken, type TlsFiles, throttled } from "../src/transport.ts";
+import { connectMigration, MigrationServer, type TlsFiles, throttled } from "../src/transport.ts";
+import { UsedTokens } from "../src/used-tokens.ts";
 
-const KEY = "cluster-migration-token-key";
 const UID = randomUUID();
 const UID2 = "7d1f0b8e-2c4a-4e6b-9a3d-5f7e8c9b0a12";
 
@@ -21,6 +24,15 @@ describe("migration transport", () => {
   const tls: Record<string, TlsFiles> = {};
   let server: MigrationServer;
   let port: number;
+  let caKey: string;
+  let evilKey: string;
+  let usedFile: string;
+  /** A token as the operator signs it (with the CA's key unless told otherwise). */
+  const token = (uid: string, source = "xen-a", target = "xen-b", o: { key?: string; expIn?: number } = {}) =>
+    signMigrationToken(
+      { migration: "ns/m", uid, source, target, exp: Math.floor(Date.now() / 1000) + (o.expIn ?? 600) },
+      o.key ?? caKey,
+    );
   const accepted: Array<[string, TLSSocket]> = [];
   const denied: string[] = [];
   const assigned = new Map<string, { uid: string; source: string; target: string; acceptable: boolean }>([
@@ -40,10 +52,15 @@ describe("migration transport", () => {
     for (const h of ["xen-a", "xen-b", "xen-c", "mallory"])
       tls[h] = files(await issueHostCert(dir, ca, h), ca.certFile);
     tls.evil = files(await issueHostCert(dir, evilCa, "xen-a"), ca.certFile);
+    caKey = readFileSync(ca.keyFile, "utf8");
+    evilKey = readFileSync(evilCa.keyFile, "utf8");
+    usedFile = join(dir, "b", "used-tokens.json");
+    const used = new UsedTokens(usedFile);
+    await used.load();
     server = new MigrationServer({
       tls: tls["xen-b"] as TlsFiles,
       host: "xen-b",
-      tokenKey: KEY,
+      used,
       admission: { lookup: (m) => assigned.get(m) },
       onAccept: (m, s) => accepted.push([m, s]),
       onDeny: (reason) => denied.push(reason),
@@ -65,11 +82,31 @@ describe("migration transport", () => {
       endpoint: `127.0.0.1:${port}`,
       tls: tls[who] as TlsFiles,
       targetHost,
-      hello: { migration: "ns/m1", uid: UID, token: migrationToken(KEY, UID, "xen-a", "xen-b"), ...hello },
+      hello: { migration: "ns/m1", uid: UID, token: token(UID), ...hello },
     });
 
-  it("refuses a wrong token", async () => {
-    await assert.rejects(connectAs("xen-a", { token: "0".repeat(64) }), /refused the migration: invalid token/);
+  it("refuses a token the operator did not sign for this migration, source and target", async () => {
+    await assert.rejects(
+      connectAs("xen-a", { token: "0".repeat(64) }),
+      /refused the migration: invalid token: not a migration token/,
+    );
+    // An HMAC or any key a host holds is no signature: only the CA key's holder can make one.
+    await assert.rejects(
+      connectAs("xen-a", { token: token(UID, "xen-a", "xen-b", { key: evilKey }) }),
+      /invalid token: the token is not signed by the migration CA/,
+    );
+    await assert.rejects(
+      connectAs("xen-a", { token: token("another-uid") }),
+      /invalid token: the token is for another migration/,
+    );
+    await assert.rejects(
+      connectAs("xen-a", { token: token(UID, "xen-c", "xen-b") }),
+      /invalid token: the token is for xen-c to xen-b, not xen-a to xen-b/,
+    );
+    await assert.rejects(
+      connectAs("xen-a", { token: token(UID, "xen-a", "xen-b", { expIn: -1 }) }),
+      /invalid token: the token has expired/,
+    );
   });
 
   it("refuses a certificate from another CA", async () => {
@@ -91,7 +128,7 @@ describe("migration transport", () => {
     await assert.rejects(connectAs("xen-a", { migration: "ns/other" }), /is not assigned to xen-b/);
     assigned.set("ns/m2", { uid: "u2", source: "xen-a", target: "xen-b", acceptable: false });
     await assert.rejects(
-      connectAs("xen-a", { migration: "ns/m2", uid: "u2", token: migrationToken(KEY, "u2", "xen-a", "xen-b") }),
+      connectAs("xen-a", { migration: "ns/m2", uid: "u2", token: token("u2") }),
       /not ready to receive/,
     );
   });
@@ -128,8 +165,31 @@ describe("migration transport", () => {
     assert.equal(got.uuid, uuid);
     assert.ok(stats.bytes >= 256 * 2 ** 20);
     assert.equal(await a.getDomain(uuid), undefined);
-    // The token is spent.
+    // The token is spent, and stays spent for a target that restarted (a new server, the same record).
     await assert.rejects(connectAs("xen-a"), /token already used/);
+    const used = new UsedTokens(usedFile);
+    await used.load();
+    const restarted = new MigrationServer({
+      tls: tls["xen-b"] as TlsFiles,
+      host: "xen-b",
+      used,
+      admission: { lookup: (m) => assigned.get(m) },
+      onAccept: (_m, s) => s.destroy(),
+    });
+    const p2 = await restarted.listen(0, "127.0.0.1");
+    try {
+      await assert.rejects(
+        connectMigration({
+          endpoint: `127.0.0.1:${p2}`,
+          tls: tls["xen-a"] as TlsFiles,
+          targetHost: "xen-b",
+          hello: { migration: "ns/m1", uid: UID, token: token(UID) },
+        }),
+        /token already used/,
+      );
+    } finally {
+      await restarted.close();
+    }
   });
 
   it("keeps what either side sends before the other side's reader is attached", async () => {
@@ -138,7 +198,7 @@ describe("migration transport", () => {
     const src = await connectAs("xen-a", {
       migration: "ns/m3",
       uid: UID2,
-      token: migrationToken(KEY, UID2, "xen-a", "xen-b"),
+      token: token(UID2),
     });
     src.write("header from the source");
     const [, dst] = accepted[before] as [string, TLSSocket];

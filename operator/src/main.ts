@@ -15,6 +15,9 @@ const { values } = parseArgs({
     "no-leader-elect": { type: "boolean", default: false },
     "no-crd-upgrade": { type: "boolean", default: false },
     "fence-margin": { type: "string", default: "15" },
+    // The migration CA: the operator alone holds its key (agents get ca.crt only).
+    "migration-ca-cert": { type: "string" },
+    "migration-ca-key": { type: "string" },
   },
 });
 let serving: ReturnType<typeof parseServingFlags>;
@@ -29,7 +32,27 @@ if (!Number.isFinite(margin) || margin < 0) {
   console.error(`kubexen-operator: --fence-margin must be seconds (0 or more), got ${values["fence-margin"]}`);
   process.exit(2);
 }
+function migrationCa(): { cert: string; key: string } | undefined {
+  const cert = values["migration-ca-cert"];
+  const key = values["migration-ca-key"];
+  if (!cert && !key) return undefined;
+  if (!cert || !key) {
+    console.error("kubexen-operator: --migration-ca-cert and --migration-ca-key go together");
+    process.exit(2);
+  }
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      console.error(`kubexen-operator: --${flag} ${file}: ${(err as Error).message}`);
+      process.exit(2);
+    }
+  };
+  return { cert: read("migration-ca-cert", cert), key: read("migration-ca-key", key) };
+}
+const ca = migrationCa();
 const log = createLogger("kubexen-operator");
+if (!ca) log.warn("no migration CA (--migration-ca-cert, --migration-ca-key): live migrations will fail");
 const kubeConfig = new KubeConfig();
 if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
 else kubeConfig.loadFromDefault();
@@ -44,6 +67,7 @@ const op = new Operator({
   leaderElection: !values["no-leader-elect"],
   identity: process.env.POD_NAME,
   fenceMarginMs: margin * 1000,
+  migrationCa: ca,
   logger: log,
 });
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

@@ -2,8 +2,10 @@
 // migration-plan.ts, choosing targets with the scheduler's filters, and hands
 // the XenDomain to the target (status.host) only after both agents reported.
 import {
+  MIGRATION_TOKEN_SECONDS,
   type MigrationPhase,
   resources,
+  signMigrationToken,
   type XenDomain,
   type XenHost,
   type XenMaintenance,
@@ -53,7 +55,13 @@ export interface MigrationDeps {
   events: EventRecorder;
   log: Logger;
   metrics?: OperatorMetrics;
+  /** The migration CA's private key (PEM): the operator alone signs transfer tokens. */
+  caKey?: string;
 }
+
+/** Why a migration cannot go on without the CA: the target agent accepts no stream without a signed token. */
+export const NO_MIGRATION_CA =
+  "the operator runs without the migration CA (--migration-ca-cert, --migration-ca-key): it cannot sign the token the target agent requires";
 
 const report = (m: XenMigration, type: string) => {
   const c = getCondition(m.status?.conditions as Condition[] | undefined, type);
@@ -268,7 +276,21 @@ export class MigrationController {
           if (fresh.status?.phase !== "PreparingTarget") return { requeueAfterMs: 10 };
           const all = this.currentViews();
           if (!mayStream(all, limits).includes(key)) return { requeueAfterMs: 2000 };
-          return this.setPhase(fresh, "Transferring", { startTime: rfc3339() });
+          const { sourceHost, targetHost, domainUUID } = fresh.status ?? {};
+          if (!sourceHost || !targetHost || !domainUUID || !fresh.metadata.uid)
+            return this.finish(fresh, "Failed", "the migration lost its source, target or domain before the transfer");
+          if (!this.d.caKey) return this.finish(fresh, "Failed", NO_MIGRATION_CA);
+          const transferToken = signMigrationToken(
+            {
+              migration: key,
+              uid: fresh.metadata.uid,
+              source: sourceHost,
+              target: targetHost,
+              exp: Math.floor(Date.now() / 1000) + MIGRATION_TOKEN_SECONDS,
+            },
+            this.d.caKey,
+          );
+          return this.setPhase(fresh, "Transferring", { startTime: rfc3339(), transferToken });
         });
         this.admission = turn.catch(() => {});
         return turn;

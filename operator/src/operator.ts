@@ -16,6 +16,7 @@ import {
   CertificateAuthority,
   Controller,
   createLogger,
+  type KubeClient,
   type KubeObject,
   type Logger,
   Manager,
@@ -45,7 +46,10 @@ export interface OperatorOptions {
   identity?: string;
   /** Server-side apply this release's CRDs at start (crd-upgrade.ts); the release string, or off when absent. */
   crdRelease?: string;
-  /** The migration CA (PEM certificate and key): the operator signs agents' own migration certificates with it. */
+  /**
+   * The migration CA (PEM certificate and key), held by the operator alone: it signs agents' own migration
+   * certificates and every transfer's token. Without it no live migration can run.
+   */
   migrationCa?: { cert: string; key: string };
   /** Metrics (TLS, Kubernetes authn/authz) and health servers; none by default. */
   serving?: ServingOptions;
@@ -55,15 +59,41 @@ export interface OperatorOptions {
   fenceMarginMs?: number;
 }
 
+/** The ConfigMap in the operator's namespace that carries the migration CA's certificate (never its key) to hosts. */
+export const MIGRATION_CA_CONFIGMAP = "kubexen-migration-ca";
+const CONFIG_MAPS = { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true };
+
+/**
+ * Publishes the CA certificate for agents (the DaemonSet mounts it) and standalone installers, as
+ * kube-root-ca.crt does for the cluster's CA: hosts need the certificate to check peers and tokens,
+ * and must never see the key.
+ */
+async function publishMigrationCa(client: KubeClient, namespace: string, cert: string): Promise<void> {
+  await client.apply(
+    CONFIG_MAPS,
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: MIGRATION_CA_CONFIGMAP, namespace, labels: { "app.kubernetes.io/name": "kubexen" } },
+      data: { "ca.crt": cert },
+    } as KubeObject,
+    { fieldManager: "kubexen-operator", force: true },
+  );
+}
+
 export class Operator {
   readonly manager: Manager;
   readonly metrics: OperatorMetrics;
   private readonly crdRelease: string | undefined;
+  private readonly caCert: string | undefined;
+  private readonly namespace: string;
   private migrationCa: Promise<CertificateAuthority> | undefined;
   constructor(o: OperatorOptions) {
     this.crdRelease = o.crdRelease;
+    this.caCert = o.migrationCa?.cert;
     const log = o.logger ?? createLogger("kubexen-operator");
     const namespace = o.namespace ?? "kubexen-system";
+    this.namespace = namespace;
     const mgr = new Manager({
       kubeConfig: o.kubeConfig,
       name: "kubexen-operator",
@@ -165,6 +195,7 @@ export class Operator {
       events: mgr.events,
       log,
       metrics,
+      caKey: o.migrationCa?.key,
     });
     const migCtrl = new Controller({
       name: "migration",
@@ -279,6 +310,7 @@ export class Operator {
     await this.migrationCa?.catch((err: Error) => {
       throw new Error(`the migration CA cannot be loaded: ${err.message}`);
     });
+    if (this.caCert) await publishMigrationCa(this.manager.client, this.namespace, this.caCert);
     if (this.crdRelease) await upgradeCrds(this.manager.client, this.crdRelease, this.manager.log);
     return this.manager.start();
   }

@@ -42,7 +42,12 @@ describe("operator: load balancing", () => {
       { logger: log, reportIntervalMs: 1000, cpuReportIntervalMs: 1000 },
     );
     rec = new OverlapRecorder(fleet.sims);
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
   });
   after(async () => {

@@ -50,7 +50,18 @@ async function chaosEnv(hosts: string[], linkMiBps: number): Promise<ChaosEnv> {
     startSupervised(
       "operator",
       process.execPath,
-      [MAIN, "--kubeconfig", cp.kubeconfigPath, "--no-leader-elect", "--metrics-port", "0"],
+      [
+        MAIN,
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--no-leader-elect",
+        "--metrics-port",
+        "0",
+        "--migration-ca-cert",
+        fleet.ca.certFile,
+        "--migration-ca-key",
+        fleet.ca.keyFile,
+      ],
       { logFile: join(cp.dir, "operator.log"), env: { ...process.env, LOG_LEVEL: "warn" } },
     );
   let op: Supervised = start();

@@ -73,7 +73,13 @@ describe("operator: HA after host failure", () => {
     );
     loose = await startSimFleet(cp, [{ name: "nofence", memoryMiB: 8192 }], AGENT);
     rec = new OverlapRecorder(new Map([...fleet.sims, ...loose.sims]));
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log, fenceMarginMs: MARGIN_MS });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+      fenceMarginMs: MARGIN_MS,
+    });
     await op.start();
     await until("hosts Ready", async () => {
       const hs = await client.list<XenHost>(resources.xenHosts);

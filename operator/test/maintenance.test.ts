@@ -33,7 +33,12 @@ async function startEnv(
   const client = new KubeClient(cp.kubeConfig(), { metrics: new SdkMetrics() });
   const fleet = await startSimFleet(cp, hosts, { logger: log, reportIntervalMs: 500 });
   const rec = new OverlapRecorder(fleet.sims);
-  const op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+  const op = new Operator({
+    kubeConfig: cp.kubeConfig(),
+    migrationCa: fleet.migrationCa,
+    leaderElection: false,
+    logger: log,
+  });
   await op.start();
   return { cp, client, fleet, op, rec };
 }

@@ -61,7 +61,12 @@ describe("operator: migration limits, timeouts and broken handovers", () => {
       { logger: log, reportIntervalMs: 500 },
     );
     rec = new OverlapRecorder(fleet.sims);
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
   });
   after(async () => {

@@ -47,7 +47,12 @@ describe("operator: live migration with sim hosts", () => {
       ],
       { logger: log, reportIntervalMs: 500 },
     );
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
   });
   after(async () => {

@@ -29,7 +29,12 @@ describe("operator: placement and lifecycle with sim hosts", () => {
       HOSTS.map((name) => ({ name, memoryMiB: 8192, dom0MemoryMiB: 2048, cpus: 8, files: ["/boot/vmlinuz"] })),
       { logger: log, heartbeatIntervalMs: 2000, reportIntervalMs: 1000 },
     );
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
   });
   after(async () => {

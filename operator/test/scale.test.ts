@@ -24,7 +24,12 @@ describe("operator: 500 concurrent creates", () => {
       Array.from({ length: 5 }, (_, i) => ({ name: `xen-${i}`, memoryMiB: 2048 + 7000, cpus: 32 })),
       { logger: log, reportIntervalMs: 2000 },
     );
-    op = new Operator({ kubeConfig: cp.kubeConfig(), leaderElection: false, logger: log });
+    op = new Operator({
+      kubeConfig: cp.kubeConfig(),
+      migrationCa: fleet.migrationCa,
+      leaderElection: false,
+      logger: log,
+    });
     await op.start();
   });
   after(async () => {

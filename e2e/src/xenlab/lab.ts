@@ -31,7 +31,16 @@ export class XenLab {
   readonly image: LabImage;
   readonly dir: string;
   readonly accel: "kvm" | "tcg";
-  private constructor(hosts: LabHost[], image: LabImage, dir: string, accel: "kvm" | "tcg") {
+  /** The hosts' migration CA (PEM), for the operator, which alone signs with its key. */
+  readonly migrationCa: { cert: string; key: string };
+  private constructor(
+    hosts: LabHost[],
+    image: LabImage,
+    dir: string,
+    accel: "kvm" | "tcg",
+    migrationCa: { cert: string; key: string },
+  ) {
+    this.migrationCa = migrationCa;
     this.hosts = hosts;
     this.image = image;
     this.dir = dir;
@@ -94,13 +103,16 @@ export class XenLab {
             kubeconfig,
             "tls.crt": readFileSync(certs.certFile, "utf8"),
             "tls.key": readFileSync(certs.keyFile, "utf8"),
+            // The CA's certificate only: its key stays with the operator (migrationCa).
             "ca.crt": readFileSync(ca.certFile, "utf8"),
-            "token.key": readFileSync(ca.keyFile, "utf8"),
           },
         }),
       );
     }
-    const lab = new XenLab(hosts, image, o.dir, accel);
+    const lab = new XenLab(hosts, image, o.dir, accel, {
+      cert: readFileSync(ca.certFile, "utf8"),
+      key: readFileSync(ca.keyFile, "utf8"),
+    });
     const t1 = Date.now();
     for (const h of hosts) h.boot();
     try {
