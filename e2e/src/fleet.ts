@@ -52,6 +52,8 @@ export async function startSimFleet(
     allowedPathRoots?: readonly string[];
     /** Bridges the agents allow (default SIM_FLEET_BRIDGES). */
     allowedBridges?: readonly string[];
+    /** PCI devices the agents pass through (default none). */
+    allowedPciDevices?: readonly string[];
     /**
      * Agents ask for their migration certificates through the CSR API, as real hosts do, instead of
      * being given ones issued ahead (needs agent identities the operator's signer accepts).
@@ -80,6 +82,7 @@ export async function startSimFleet(
       hypervisor: sim,
       allowedPathRoots: opts.allowedPathRoots ?? SIM_FLEET_PATH_ROOTS,
       allowedBridges: opts.allowedBridges ?? SIM_FLEET_BRIDGES,
+      allowedPciDevices: opts.allowedPciDevices,
       logger: opts.logger,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       leaseDurationSeconds: opts.leaseDurationSeconds,

@@ -176,6 +176,18 @@ describe("XenDomain dom0 policy", () => {
       );
   });
 
+  it("refuses a tenant PCI devices outside agent.allowedPciDevices (none by default)", async () => {
+    await refused(
+      tenant,
+      domain("gpu", {
+        boot: { kernel: okKernel },
+        pciDevices: ["0000:03:00.0"],
+        evictionStrategy: "Restart",
+      } as Partial<Spec>),
+      "spec.pciDevices[0]: 0000:03:00.0 is not a PCI device this cluster passes through (none)",
+    );
+  });
+
   it("lets a tenant create and edit domains inside the allowed roots and bridges", async () => {
     const d = domain("web", {
       type: "pv",
@@ -257,7 +269,7 @@ describe("XenDomain dom0 policy", () => {
     });
   });
 
-  it("exempts admissionPolicy.adminGroups and renders agent.allowedPathRoots and allowedBridges into the policy", async () => {
+  it("exempts admissionPolicy.adminGroups and renders agent.allowedPathRoots, allowedBridges and allowedPciDevices into the policy", async () => {
     await helmOk([
       "upgrade",
       "kubexen",
@@ -271,6 +283,8 @@ describe("XenDomain dom0 policy", () => {
       "agent.allowedPathRoots={/srv/xen}",
       "--set",
       "agent.allowedBridges={br-guests,xenbr1}",
+      "--set",
+      "agent.allowedPciDevices={0000:03:00.0}",
     ]);
     const ops = await editor("olga", ["xen-admins"]);
     const d = domain("olgas", {
@@ -306,6 +320,23 @@ describe("XenDomain dom0 policy", () => {
     await tenant.create(
       resources.xenDomains,
       domain("new-root", { boot: { kernel: "/srv/xen/vmlinuz" }, networks: [{ bridge: "xenbr1" }] } as Partial<Spec>),
+    );
+    await refused(
+      tenant,
+      domain("gpus", {
+        boot: { kernel: "/srv/xen/vmlinuz" },
+        pciDevices: ["0000:03:00.0", "0000:04:00.0"],
+        evictionStrategy: "Restart",
+      } as Partial<Spec>),
+      "spec.pciDevices[1]: 0000:04:00.0 is not a PCI device this cluster passes through (0000:03:00.0)",
+    );
+    await tenant.create(
+      resources.xenDomains,
+      domain("gpu-ok", {
+        boot: { kernel: "/srv/xen/vmlinuz" },
+        pciDevices: ["0000:03:00.0"],
+        evictionStrategy: "Restart",
+      } as Partial<Spec>),
     );
   });
 });

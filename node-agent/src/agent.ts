@@ -17,7 +17,7 @@ import {
   type ServingOptions,
 } from "@kubexen/sdk";
 import { HostCertificate } from "./certificate.ts";
-import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, type HostPolicy } from "./confine.ts";
+import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, DEFAULT_PCI_DEVICES, type HostPolicy, pciAllowed } from "./confine.ts";
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
@@ -50,6 +50,8 @@ export interface AgentOptions {
   allowedPathRoots?: readonly string[];
   /** Bridges a domain's interfaces may be attached to (default xenbr0). */
   allowedBridges?: readonly string[];
+  /** PCI devices a domain may be given by passthrough (default none). */
+  allowedPciDevices?: readonly string[];
   /** Live migration: the migration CA, this host's certificate, where to listen. */
   migration?: MigrationOptions;
   workers?: number;
@@ -139,6 +141,7 @@ export class NodeAgent {
     const policy: HostPolicy = {
       pathRoots: o.allowedPathRoots ?? DEFAULT_PATH_ROOTS,
       bridges: o.allowedBridges ?? DEFAULT_BRIDGES,
+      pciDevices: o.allowedPciDevices ?? DEFAULT_PCI_DEVICES,
     };
     const dc = new DomainController({
       host: o.host,
@@ -315,6 +318,7 @@ export class NodeAgent {
         fencing: !!this.fencer,
         allowedPathRoots: this.o.allowedPathRoots ?? DEFAULT_PATH_ROOTS,
         allowedBridges: this.o.allowedBridges ?? DEFAULT_BRIDGES,
+        allowedPciDevices: this.o.allowedPciDevices ?? DEFAULT_PCI_DEVICES,
       },
       "node agent started",
     );
@@ -344,8 +348,10 @@ export class NodeAgent {
       const at = Date.now();
       const migrating = this.migrating();
       const reclaimed = await this.reclaimMovedCopies(domains, migrating);
+      const allowedPci = this.o.allowedPciDevices ?? DEFAULT_PCI_DEVICES;
       const { status, orphans, cpuTime } = hostStatus({
-        info,
+        // The scheduler is offered only devices this host would pass through.
+        info: { ...info, pciAssignable: info.pciAssignable.filter((d) => pciAllowed(d, allowedPci)) },
         domains: domains.filter((d) => !reclaimed.has(d.uuid)),
         bound: this.domains.list(),
         migrating,

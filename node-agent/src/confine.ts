@@ -12,10 +12,14 @@ export interface HostPolicy {
   pathRoots: readonly string[];
   /** Bridge names a guest interface may be attached to. */
   bridges: readonly string[];
+  /** PCI devices (0000:03:00.0 form) a guest may be given; none unless the administrator lists them. */
+  pciDevices?: readonly string[];
 }
 
 export const DEFAULT_PATH_ROOTS: readonly string[] = ["/var/lib/kubexen/images", "/var/lib/xen/images"];
 export const DEFAULT_BRIDGES: readonly string[] = ["xenbr0"];
+/** Passthrough hands a guest the device's DMA: only what the administrator listed, nothing by default. */
+export const DEFAULT_PCI_DEVICES: readonly string[] = [];
 /** The one bootloader xl may run in dom0 for a guest: anything else is a dom0 program of the tenant's choosing. */
 export const ALLOWED_BOOTLOADER = "pygrub";
 /** The reason domains refused by this check carry (Stalled, TargetReady, events). */
@@ -95,6 +99,14 @@ export function confine(i: ConfineInput): Violation[] {
       resolved: f.resolved,
     });
   }
+  const pci = policy.pciDevices ?? DEFAULT_PCI_DEVICES;
+  (spec.pciDevices ?? []).forEach((d, idx) => {
+    if (!pciAllowed(d, pci))
+      out.push({
+        field: `spec.pciDevices[${idx}]`,
+        message: `${d} is not a PCI device this host passes through (${pci.length ? pci.join(", ") : "none"})`,
+      });
+  });
   (spec.networks ?? []).forEach((n, idx) => {
     if (!policy.bridges.includes(n.bridge))
       out.push({
@@ -103,6 +115,12 @@ export function confine(i: ConfineInput): Violation[] {
       });
   });
   return out;
+}
+
+/** Whether a device (any hex case) is in the allowed list. */
+export function pciAllowed(device: string, allowed: readonly string[]): boolean {
+  const d = device.toLowerCase();
+  return allowed.some((a) => a.toLowerCase() === d);
 }
 
 /** One line naming every refused field, for conditions and events. */
@@ -168,6 +186,12 @@ export function invalidRoot(root: string): string | undefined {
   if (lexical(root) !== root) return `${root} is not normalised (write ${lexical(root)})`;
   if (root === "/") return "/ would allow every file of the host";
   return undefined;
+}
+
+export function invalidPciDevice(device: string): string | undefined {
+  return /^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(device)
+    ? undefined
+    : `${device} is not a PCI address in 0000:03:00.0 form`;
 }
 
 export function invalidBridge(bridge: string): string | undefined {

@@ -9,7 +9,7 @@ import { type Hypervisor, SimHypervisor, XlHypervisor } from "@kubexen/hyperviso
 import { createLogger, parseServingFlags, servingFlags } from "@kubexen/sdk";
 import { z } from "zod";
 import { NodeAgent } from "./agent.ts";
-import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, invalidBridge, invalidRoot } from "./confine.ts";
+import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, invalidBridge, invalidPciDevice, invalidRoot } from "./confine.ts";
 import { LinuxWatchdog, SimWatchdog, type Watchdog, XenWatchdog } from "./fence.ts";
 
 const { values } = parseArgs({
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     "save-dir": { type: "string", default: "/var/lib/kubexen/save" },
     "allowed-path-root": { type: "string", multiple: true, default: [...DEFAULT_PATH_ROOTS] },
     "allowed-bridge": { type: "string", multiple: true, default: [...DEFAULT_BRIDGES] },
+    "allowed-pci-device": { type: "string", multiple: true, default: [] },
     ...servingFlags,
     "sim-memory-mib": { type: "string", default: "65536" },
     "sim-cpus": { type: "string", default: "16" },
@@ -64,6 +65,7 @@ const Args = z.object({
   allowedPathRoots: z.array(checkedBy("--allowed-path-root", invalidRoot)).min(1, "--allowed-path-root: at least one"),
   // `--allowed-bridge=` (empty) alone allows no bridge at all.
   allowedBridges: z.array(checkedBy("--allowed-bridge", invalidBridge)),
+  allowedPciDevices: z.array(checkedBy("--allowed-pci-device", invalidPciDevice)),
 });
 
 const parsed = Args.safeParse({
@@ -79,6 +81,7 @@ const parsed = Args.safeParse({
   simCpus: values["sim-cpus"],
   allowedPathRoots: values["allowed-path-root"],
   allowedBridges: (values["allowed-bridge"] ?? []).filter((b) => b !== ""),
+  allowedPciDevices: values["allowed-pci-device"] ?? [],
 });
 if (!parsed.success) {
   for (const i of parsed.error.issues) console.error(`kubexen-node-agent: ${i.path.join(".")}: ${i.message}`);
@@ -156,6 +159,7 @@ const agent = new NodeAgent({
   saveDir: values["save-dir"],
   allowedPathRoots: a.allowedPathRoots,
   allowedBridges: a.allowedBridges,
+  allowedPciDevices: a.allowedPciDevices,
   heartbeatIntervalMs: a.heartbeatInterval * 1000,
   cpuReportIntervalMs: a.cpuReportInterval * 1000,
   leaseDurationSeconds: a.leaseDuration,

@@ -13,10 +13,12 @@ import {
   hostPathFields,
   inside,
   invalidBridge,
+  invalidPciDevice,
   invalidRoot,
   lexical,
   type PathFacts,
   pathsToResolve,
+  pciAllowed,
 } from "../src/confine.ts";
 
 const spec = (o: Partial<XenDomainSpec> = {}): XenDomainSpec => ({
@@ -272,6 +274,46 @@ describe("confine: bootloader and bridges", () => {
         ["spec.networks[2].bridge", "xenbr10 is not an allowed bridge (xenbr0, xenbr1)"],
       ],
     );
+  });
+});
+
+describe("confine: PCI passthrough", () => {
+  it("passes through no device unless the host lists it, and names each one refused", () => {
+    const gpu = "0000:03:00.0";
+    const v = check(spec({ pciDevices: [gpu] }));
+    refused(
+      v,
+      "spec.pciDevices[0]",
+      /^0000:03:00\.0 is not a PCI device this host passes through \(none\)$/,
+      "default",
+    );
+    const p: HostPolicy = { ...POLICY, pciDevices: ["0000:03:00.0", "0000:04:00.1"] };
+    ok(check(spec({ pciDevices: [gpu, "0000:04:00.1"] }), p), "both listed");
+    ok(
+      check(spec({ pciDevices: ["0000:03:00.0".toUpperCase()] }), { ...p, pciDevices: ["0000:03:00.0"] }),
+      "any hex case",
+    );
+    assert.deepEqual(
+      check(spec({ pciDevices: [gpu, "0000:00:1f.2", "0000:04:00.2"] }), p).map((x) => [x.field, x.message]),
+      [
+        [
+          "spec.pciDevices[1]",
+          "0000:00:1f.2 is not a PCI device this host passes through (0000:03:00.0, 0000:04:00.1)",
+        ],
+        [
+          "spec.pciDevices[2]",
+          "0000:04:00.2 is not a PCI device this host passes through (0000:03:00.0, 0000:04:00.1)",
+        ],
+      ],
+    );
+    assert.ok(pciAllowed("0000:0A:00.0", ["0000:0a:00.0"]));
+    assert.ok(!pciAllowed("0000:0a:00.1", ["0000:0a:00.0"]));
+  });
+
+  it("takes PCI addresses only from the command line", () => {
+    for (const d of ["0000:03:00.0", "abcd:ef:1f.7"]) assert.equal(invalidPciDevice(d), undefined, d);
+    for (const d of ["03:00.0", "0000:03:00.8", "0000:03:00", "0000:03:00.0,rdm=strict", ""])
+      assert.match(invalidPciDevice(d) ?? "", /not a PCI address/, d);
   });
 });
 
