@@ -45,6 +45,16 @@ export function hostPathFields(spec: XenDomainSpec): HostPathField[] {
   return out;
 }
 
+/** The disks whose format can name other files in its header (all but raw), by field. */
+export function chainedDisks(spec: XenDomainSpec): Array<[string, { source: string; format: string }]> {
+  return (spec.disks ?? []).flatMap(
+    (d, i): Array<[string, { source: string; format: string }]> =>
+      d.format && d.format !== "raw" && d.source.startsWith("/")
+        ? [[`spec.disks[${i}].source`, { source: d.source, format: d.format }]]
+        : [],
+  );
+}
+
 /** The paths whose facts `confine` needs: the spec's absolute paths and the policy's roots. */
 export function pathsToResolve(spec: XenDomainSpec, policy: HostPolicy): string[] {
   const paths = hostPathFields(spec)
@@ -114,6 +124,53 @@ export function confine(i: ConfineInput): Violation[] {
         message: `${n.bridge} is not an allowed bridge (${policy.bridges.length ? policy.bridges.join(", ") : "none"})`,
       });
   });
+  return out;
+}
+
+/** One file an image's header makes QEMU open: the name as written, where it is looked up, what that is. */
+export interface BackingFile {
+  name: string;
+  path: string;
+  facts: PathFacts;
+}
+
+/** An image's backing chain as read from the headers, or why it cannot be admitted. */
+export type ImageChain = { files: BackingFile[] } | { error: string };
+
+/**
+ * The disks whose image headers name files outside the roots (paths.ts reads the chains of the
+ * disks `confine` allowed, keyed by field). Each backing file is judged as the disk's own path is.
+ */
+export function confineChains(
+  policy: HostPolicy,
+  facts: ReadonlyMap<string, PathFacts>,
+  chains: ReadonlyMap<string, { source: string; chain: ImageChain }>,
+): Violation[] {
+  const out: Violation[] = [];
+  const rootList = policy.pathRoots.length ? policy.pathRoots.join(", ") : "none";
+  for (const [field, { source, chain }] of chains) {
+    if ("error" in chain) {
+      out.push({ field, message: `${source}: ${chain.error}` });
+      continue;
+    }
+    for (const b of chain.files) {
+      if ("error" in b.facts) {
+        out.push({
+          field,
+          message: `${source} names a backing file ${b.name} that cannot be resolved: ${b.facts.error}`,
+        });
+        break;
+      }
+      if (!allowedPath(b.path, b.facts, policy, facts)) {
+        out.push({
+          field,
+          message: `${source} names a backing file ${b.name} that resolves outside the allowed roots (${rootList})`,
+          resolved: b.facts.resolved,
+        });
+        break;
+      }
+    }
+  }
   return out;
 }
 

@@ -25,8 +25,8 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
-import { confine, describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy, pathsToResolve } from "./confine.ts";
-import { hostPathFacts } from "./paths.ts";
+import { describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy } from "./confine.ts";
+import { hostResourceViolations } from "./paths.ts";
 import { type Action, alive, type Backoff, plan } from "./plan.ts";
 
 /** Failures a retry cannot fix until the spec or the host changes. */
@@ -209,8 +209,7 @@ export class DomainController {
   /** Why this host refuses the domain's dom0 paths, bootloader or bridges; undefined when it allows them. */
   private async refusal(xd: XenDomain): Promise<string | undefined> {
     const { policy, log } = this.d;
-    const facts = await hostPathFacts(pathsToResolve(xd.spec, policy));
-    const violations = confine({ spec: xd.spec, policy, facts });
+    const violations = await hostResourceViolations(xd.spec, policy);
     if (!violations.length) return undefined;
     // Where each path really leads is for the host's administrator, not the tenant's events.
     log.warn(

@@ -23,8 +23,8 @@ import {
   rfc3339,
   setCondition,
 } from "@kubexen/sdk";
-import { confine, describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy, pathsToResolve } from "./confine.ts";
-import { hostPathFacts } from "./paths.ts";
+import { describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy } from "./confine.ts";
+import { hostResourceViolations } from "./paths.ts";
 import { type Admission, connectMigration, type TlsFiles, throttled } from "./transport.ts";
 
 export interface MigrationRoleDeps {
@@ -187,11 +187,7 @@ export class MigrationRoles implements Admission {
     // Nothing to check against is no reason to let a stream in.
     if (!xd || xd.status?.uuid !== m.status?.domainUUID)
       return `XenDomain ${m.metadata.namespace}/${m.spec.domain} with UUID ${m.status?.domainUUID} not found: its host resources cannot be checked`;
-    const violations = confine({
-      spec: xd.spec,
-      policy: this.d.policy,
-      facts: await hostPathFacts(pathsToResolve(xd.spec, this.d.policy)),
-    });
+    const violations = await hostResourceViolations(xd.spec, this.d.policy);
     if (!violations.length) return undefined;
     this.d.log.warn(
       {
