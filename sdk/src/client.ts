@@ -78,7 +78,7 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, "");
     this.metrics = opts.metrics ?? defaultMetrics();
     this.defaultTimeoutMs = opts.timeoutMs ?? 30_000;
-    this.userAgent = opts.userAgent ?? "kubexen-sdk";
+    this.userAgent = opts.userAgent ?? "opkit";
   }
 
   private async send(method: string, path: string, opts: RequestOptions): Promise<Response> {

@@ -13,7 +13,7 @@ import { coreResources, type KubeObject } from "./resource.ts";
 import { microTime } from "./time.ts";
 
 export interface EventRecorderOptions {
-  /** reportingController, for example kubexen.io/operator. */
+  /** reportingController, for example example.com/operator. */
   controller: string;
   instance?: string;
   burst?: number;

@@ -44,8 +44,11 @@ export interface ResourceHandlersOptions<T extends KubeObject> {
   finalizer: string;
   /** Field manager for status writes (Stalled). */
   fieldManager: string;
-  /** Annotation that records the last handled state. Default: kopf.kubexen.io/last-handled-configuration. */
-  annotation?: string;
+  /**
+   * Annotation that records the last handled state, in the caller's own domain (for example
+   * example.com/last-handled-configuration): the SDK names nothing of its own on users' objects.
+   */
+  annotation: string;
   /** Write Stalled/Ready conditions into status.conditions on permanent errors. Default true. */
   reportStalled?: boolean;
   events?: EventRecorder;
@@ -85,7 +88,7 @@ export class ResourceHandlers<T extends KubeObject> {
 
   constructor(o: ResourceHandlersOptions<T>) {
     this.o = o;
-    this.annotation = o.annotation ?? "kopf.kubexen.io/last-handled-configuration";
+    this.annotation = o.annotation;
     this.log = (o.logger ?? defaultLogger()).child({ handlers: o.name });
     this.controller = new Controller({
       name: o.name,

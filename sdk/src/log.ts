@@ -13,6 +13,6 @@ export function createLogger(
 
 let root: Logger | undefined;
 export function defaultLogger(): Logger {
-  root ??= createLogger("kubexen-sdk");
+  root ??= createLogger("opkit");
   return root;
 }

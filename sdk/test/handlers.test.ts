@@ -38,6 +38,7 @@ describe("handlers", () => {
       resource: widgets,
       informer,
       finalizer: "sdk.kubexen.io/cleanup",
+      annotation: "sdk.kubexen.io/last-handled-configuration",
       fieldManager: "sdk-test",
       events,
       logger: quietLogger,
@@ -86,7 +87,7 @@ describe("handlers", () => {
     await until("the update recorded as handled", async () =>
       /"flag":"x"/.test(
         (await c.client.get<Widget>(widgets, "h1", "sdk-test")).metadata.annotations?.[
-          "kopf.kubexen.io/last-handled-configuration"
+          "sdk.kubexen.io/last-handled-configuration"
         ] ?? "",
       ),
     );
