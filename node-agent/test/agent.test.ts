@@ -102,7 +102,8 @@ describe("node agent (sim driver)", () => {
     const h = await client.get<XenHost>(resources.xenHosts, "xen-a");
     assert.equal(h.status?.allocatable?.memoryMiB, 4096 - 2048);
     assert.deepEqual(h.status?.capabilities?.liveMigratable, ["pvh", "hvm"]);
-    assert.equal(h.status?.migrationEndpoint, "127.0.0.1:9443");
+    // Run without migration credentials it cannot take a stream, so it advertises no endpoint.
+    assert.equal(h.status?.migrationEndpoint, undefined);
     assert.equal(h.status?.driver, "sim");
     const lease = (t: number) =>
       client

@@ -111,7 +111,7 @@ export class HostHealth {
   private verdict(host: XenHost, lease: LeaseView | undefined) {
     const now = Date.now();
     const expiredFor = leaseExpiredForMs(lease, now);
-    const conds = host.status?.conditions as Condition[] | undefined;
+    const conds = host.status?.conditions;
     const ready = getCondition(conds, "Ready");
     const lost = expiredFor === undefined || expiredFor > 0;
     const readyChange = lost && (ready?.status !== "False" || ready.reason !== "HeartbeatLost");

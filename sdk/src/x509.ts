@@ -163,6 +163,17 @@ export class CertificateAuthority {
     return this.cert.toString("pem");
   }
 
+  /**
+   * The issued certificate's authority key identifier must equal the CA's own subject key
+   * identifier where it has one: verifiers find the issuer by it, and CAs made elsewhere (Go,
+   * OpenSSL) derive theirs in ways a recomputation does not always match.
+   */
+  private async authorityKeyId(): Promise<x509.AuthorityKeyIdentifierExtension> {
+    const ski = this.cert.getExtension(x509.SubjectKeyIdentifierExtension);
+    if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId, false);
+    return x509.AuthorityKeyIdentifierExtension.create(this.cert, false, crypto);
+  }
+
   /** Signs a request for the given subject and names (taken from the request only after it was reviewed). */
   async sign(
     csrPem: string,
@@ -185,7 +196,7 @@ export class CertificateAuthority {
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
           new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
           sans(o.dns, o.ips),
-          await x509.AuthorityKeyIdentifierExtension.create(this.cert, false, crypto),
+          await this.authorityKeyId(),
         ],
       },
       crypto,
