@@ -21,6 +21,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# podman as root: runc (crun fails with cgroups in hybrid mode) and ulimits it may set (its
+# defaults fail with "setrlimit: Operation not permitted"). Written only where none exists.
+conf=/etc/containers/containers.conf
+if command -v podman >/dev/null && [ ! -f "$conf" ]; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n' > "$conf"
+elif [ -f "$conf" ] && ! grep -q '^runtime *= *"runc"' "$conf"; then
+  echo "setup: $conf has no runtime = \"runc\" under [engine]; podman may fail here (see e2e/README.md)" >&2
+fi
+
 # npm packages: reinstall when package-lock.json changed since the last install.
 stamp=node_modules/.kubexen-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
