@@ -17,6 +17,7 @@ import { type ContainerApi, useContainerApi } from "../src/containers.ts";
 import { ControlPlane } from "../src/controlplane/controlplane.ts";
 import { freePort } from "../src/controlplane/ports.ts";
 import { type BuiltImage, buildImages, imageRef, version } from "../src/images.ts";
+import { until } from "../src/wait.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const chart = join(root, "charts/kubexen");
@@ -51,6 +52,7 @@ interface Volume {
   name: string;
   hostPath?: { path: string };
   secret?: { secretName: string; defaultMode?: number };
+  configMap?: { name: string };
   emptyDir?: object;
 }
 interface PodSpec {
@@ -76,31 +78,35 @@ describe("images", () => {
   const scratch = mkdtempSync(join(tmpdir(), "kubexen-images-"));
   const started: StartedTestContainer[] = [];
 
-  before(async () => {
-    api = await useContainerApi();
-    const t0 = Date.now();
-    const built = await buildImages({ engine: api.engine, log: (l) => process.stderr.write(`${l}\n`) });
-    images = Object.fromEntries(built.map((b) => [b.component, b]));
-    process.stderr.write(`images: ready in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
-    cp = await ControlPlane.start();
-    // The chart as a user installs it, naming the images where this machine has them.
-    const r = await cp.helm([
-      "install",
-      "kubexen",
-      chart,
-      "-n",
-      NS,
-      "--create-namespace",
-      "--set",
-      "image.registry=localhost",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const t = await cp.helm(["template", "kubexen", chart, "-n", NS, "--set", "image.registry=localhost"]);
-    assert.equal(t.code, 0, t.stderr);
-    rendered = parseAllDocuments(t.stdout)
-      .map((d) => d.toJS())
-      .filter((d) => d?.kind);
-  });
+  before(
+    async () => {
+      api = await useContainerApi();
+      const t0 = Date.now();
+      const built = await buildImages({ engine: api.engine, log: (l) => process.stderr.write(`${l}\n`) });
+      images = Object.fromEntries(built.map((b) => [b.component, b]));
+      process.stderr.write(`images: ready in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+      cp = await ControlPlane.start();
+      // The chart as a user installs it, naming the images where this machine has them.
+      const r = await cp.helm([
+        "install",
+        "kubexen",
+        chart,
+        "-n",
+        NS,
+        "--create-namespace",
+        "--set",
+        "image.registry=localhost",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const t = await cp.helm(["template", "kubexen", chart, "-n", NS, "--set", "image.registry=localhost"]);
+      assert.equal(t.code, 0, t.stderr);
+      rendered = parseAllDocuments(t.stdout)
+        .map((d) => d.toJS())
+        .filter((d) => d?.kind);
+      // The first build on a machine makes the base images from Debian packages: minutes, with progress.
+    },
+    { timeout: 45 * 60_000 },
+  );
   after(async () => {
     for (const c of started) await c.stop({ timeout: 5_000 }).catch(() => {});
     await cp?.stop();
@@ -215,7 +221,21 @@ describe("images", () => {
           writeFileSync(join(dir, k), Buffer.from(b64, "base64"));
           chmodSync(join(dir, k), v.secret.defaultMode ?? 0o644);
         }
-      } else assert.ok(v.hostPath || v.emptyDir, `volume ${v.name}: neither hostPath, emptyDir nor secret`);
+      } else if (v.configMap) {
+        // As the kubelet, which holds the pod until its ConfigMap exists.
+        const name = v.configMap.name;
+        let data: Record<string, string> | undefined;
+        await until(
+          `ConfigMap ${name}`,
+          async () => {
+            const r = await cp.kubectl(["get", "-n", NS, "configmap", name, "-o", "json"]);
+            data = r.code === 0 ? (JSON.parse(r.stdout).data as Record<string, string>) : undefined;
+            return !!data;
+          },
+          60_000,
+        );
+        for (const [k, text] of Object.entries(data ?? {})) writeFileSync(join(dir, k), text);
+      } else assert.ok(v.hostPath || v.emptyDir, `volume ${v.name}: neither hostPath, emptyDir, secret nor configMap`);
       dirs.set(v.name, dir);
     }
     return dirs;
@@ -391,8 +411,18 @@ describe("images", () => {
     return agent;
   };
 
-  it("runs the node-agent image with the DaemonSet's args, init containers and mounts: its XenHost becomes Ready", async () => {
+  it("runs the node-agent image with the DaemonSet's args, init containers and mounts: its XenHost becomes Ready, and the operator image signs its migration certificate", async () => {
     const agent = await runAgent(images["node-agent"]?.ref ?? "", "image-node-a", 90_000);
+    // The agent asked for its certificate through the CSR API; the operator's container (previous
+    // test) approved and signed it; only then does the host advertise where to send migrations.
+    await until(
+      "the agent's migration endpoint",
+      async () =>
+        (await cp.kubectlOk(["get", "xenhost", "image-node-a", "-o", "jsonpath={.status.migrationEndpoint}"])) !== "",
+      120_000,
+    );
+    const issued = await cp.kubectlOk(["get", "csr", "-o", "jsonpath={.items[*].status.certificate}"]);
+    assert.ok(issued.trim().length > 0, "a signed CertificateSigningRequest");
     const status = await agent.exec(["cat", "/proc/1/status"]);
     assert.match(status.output, /^Uid:\s+0\s/m, "the agent runs as root, for xl");
     // The read-only mounts are read-only inside the container.

@@ -8,7 +8,6 @@
 // older renewal, and must never fence a live host).
 import { hostLeaseName, resources, type XenHost } from "@kubexen/crds";
 import {
-  type Condition,
   type EventRecorder,
   getCondition,
   type Informer,
