@@ -78,3 +78,30 @@ export function planPrecopy(i: PrecopyInput): PrecopyPlan {
   const totalMs = rounds.reduce((s, r) => s + r.seconds, 0) * 1000 + downtimeMs;
   return { rounds, final, bytes: sentPages * PAGE_BYTES, downtimeMs, totalMs, converged };
 }
+
+/** What a migration's pre-copy runs on: the domain's memory and workload, the link and its limit. */
+export interface MigrationModel {
+  memoryMiB: number;
+  /** The domain's page-dirtying rate at full load. */
+  dirtyPagesPerSec: number;
+  /** Its load per vCPU, 0..1. */
+  load: number;
+  /** The host's link, MiB/s. */
+  linkMiBps: number;
+  /** The migration's bandwidth limit, MiB/s (0 or absent: none). */
+  bandwidthMiBps?: number;
+  autoConverge?: boolean;
+}
+
+/**
+ * The pre-copy input of a sim migration: the link's bandwidth or the migration's limit if lower,
+ * and dirtying scaled by the load (an idle guest still dirties a twentieth: timers, page cache).
+ */
+export function precopyInput(m: MigrationModel): PrecopyInput {
+  return {
+    memoryBytes: m.memoryMiB * 2 ** 20,
+    bandwidthBps: Math.min(m.linkMiBps, m.bandwidthMiBps || Number.POSITIVE_INFINITY) * 2 ** 20,
+    dirtyPagesPerSec: m.dirtyPagesPerSec * Math.max(0.05, m.load),
+    autoConverge: m.autoConverge,
+  };
+}

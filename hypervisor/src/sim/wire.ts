@@ -1,7 +1,9 @@
-// Framing for the sim driver's migration stream: a type byte, a 4-byte
+// The sim driver's migration stream. Framing: a type byte, a 4-byte
 // big-endian length, the payload. Control frames carry JSON; page frames
-// carry the (scaled) memory bytes.
+// carry the (scaled) memory bytes. A pre-copy round goes on the wire as its
+// pages' bytes times `wireScale` and lasts its modelled time times `timeScale`.
 import type { Duplex } from "node:stream";
+import { PAGE_BYTES } from "./precopy.ts";
 
 export type FrameType = "H" | "A" | "P" | "R" | "S" | "Y" | "G" | "D" | "X";
 
@@ -99,5 +101,37 @@ export class FrameReader {
       throw new Error(`peer failed: ${(JSON.parse(f.payload.toString()) as { error: string }).error}`);
     if (f.type !== type) throw new Error(`expected a ${type} frame, got ${f.type}`);
     return (f.payload.length ? JSON.parse(f.payload.toString()) : {}) as T;
+  }
+}
+
+/** The scaled bytes a round of `pages` puts on the wire (at least one, so every round is seen). */
+export function wireBytes(pages: number, wireScale: number): number {
+  return Math.max(1, Math.round(pages * PAGE_BYTES * wireScale));
+}
+
+/**
+ * Sends one round's (scaled) bytes and a round marker, and takes its modelled time (scaled); an
+ * abort stops it within one chunk or 100 ms.
+ */
+export async function sendRound(
+  transport: Duplex,
+  round: { pages: number; seconds: number },
+  scale: { wireScale: number; timeScale: number },
+  signal?: AbortSignal,
+): Promise<void> {
+  const start = Date.now();
+  let wire = wireBytes(round.pages, scale.wireScale);
+  const chunk = Buffer.alloc(Math.min(wire, 64 * 1024), 0xa5);
+  while (wire > 0) {
+    if (signal?.aborted) throw new Error("aborted");
+    const n = Math.min(wire, chunk.length);
+    await writeFrame(transport, "P", n === chunk.length ? chunk : chunk.subarray(0, n));
+    wire -= n;
+  }
+  await writeFrame(transport, "R", { pages: round.pages });
+  const end = start + round.seconds * 1000 * scale.timeScale;
+  while (Date.now() < end) {
+    if (signal?.aborted) throw new Error("aborted");
+    await new Promise((r) => setTimeout(r, Math.min(100, end - Date.now())));
   }
 }
