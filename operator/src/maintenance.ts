@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import {
   quantityMiB,
+  reportedMigratability,
   resources,
   type XenDomain,
   type XenHost,
@@ -207,7 +208,7 @@ export class MaintenanceController {
   }
 
   private drainView(x: XenDomain, m: XenMaintenance): DrainDomain {
-    const migratable = getCondition(x.status?.conditions as Condition[] | undefined, "Migratable");
+    const { migratable, why } = reportedMigratability(x.status);
     return {
       key: objectKey(x),
       memoryMiB: quantityMiB(x.spec.memory),
@@ -215,8 +216,8 @@ export class MaintenanceController {
       state: x.status?.state ?? "absent",
       evictionStrategy: x.spec.evictionStrategy,
       runStrategy: x.spec.runStrategy,
-      migratable: x.status?.migratable !== false && migratable?.status !== "False",
-      notMigratableWhy: migratable?.status === "False" ? migratable.message : undefined,
+      migratable,
+      notMigratableWhy: why,
       evictedByThis: x.status?.eviction?.by === this.by(m),
       saved: !!x.status?.savedImage,
     };

@@ -4,6 +4,7 @@
 import {
   MIGRATION_TOKEN_SECONDS,
   type MigrationPhase,
+  reportedMigratability,
   resources,
   signMigrationToken,
   type XenDomain,
@@ -197,7 +198,7 @@ export class MigrationController {
     const xd = this.domainOf(m);
     const policy = this.d.policies.get("default")?.spec;
     const scheduling = v.phase === "Scheduling";
-    const migratable = getCondition(xd?.status?.conditions as Condition[] | undefined, "Migratable");
+    const { migratable, why } = reportedMigratability(xd?.status);
     const maint = scheduling ? this.d.maintenances.list() : [];
     return {
       migration: v,
@@ -209,8 +210,8 @@ export class MigrationController {
         phase: xd.status?.phase ?? "Pending",
         uuid: xd.status?.uuid,
         memoryMiB: xd.status?.memoryMiB,
-        migratable: migratable?.status !== "False" && xd.status?.migratable !== false,
-        notMigratableWhy: migratable?.message,
+        migratable,
+        notMigratableWhy: why,
         bandwidthMiBps: xd.spec.migration?.bandwidthMiBps,
         autoConverge: xd.spec.migration?.autoConverge,
         request: request(xd),
