@@ -3,6 +3,7 @@ export { allCrds, crdName, toCrd } from "./crd.ts";
 export * from "./identity.ts";
 export { type KindDef, kinds } from "./kinds.ts";
 export * from "./meta.ts";
+export * from "./migratable.ts";
 export * from "./migration-token.ts";
 export * from "./quantity.ts";
 export * from "./resources.ts";

@@ -22,22 +22,22 @@ import {
   objectKey,
   type ReconcileResult,
   removeCondition,
-  rfc3339,
   setCondition,
 } from "@kubexen/sdk";
 import { describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy } from "./confine.ts";
 import { hostResourceViolations } from "./paths.ts";
-import { type Action, alive, type Backoff, plan } from "./plan.ts";
+import {
+  type Action,
+  actionVerb,
+  type Backoff,
+  nextLookMs,
+  plan,
+  settle,
+  stalledHold,
+  stalledRecheckMs,
+  stalls,
+} from "./plan.ts";
 
-/** Failures a retry cannot fix until the spec or the host changes. */
-const STALLING = new Set([
-  "InvalidConfig",
-  "MissingFile",
-  "Unsupported",
-  "AlreadyExists",
-  "InsufficientMemory",
-  "NotMigratable",
-]);
 const AGENT_CONDITIONS = new Set(["Ready", "Stalled", "Reconciling", "Migratable"]);
 
 export interface DomainControllerDeps {
@@ -110,26 +110,19 @@ export class DomainController {
     const uuid = xd.status?.uuid;
     if (!uuid) return undefined; // The scheduler has not finished binding it.
     const observed = await d.hv.getDomain(uuid);
-    const generation = xd.metadata.generation;
-    const stalled = xd.status?.conditions?.find((c) => c.type === "Stalled" && c.status === "True");
-    if (stalled && xd.status?.observedGeneration === generation && !observed) {
-      // A spec this host cannot run: wait for a change (or a host change for memory).
-      return stalled.reason === "InsufficientMemory" ? { requeueAfterMs: 30_000 } : undefined;
-    }
-    const now = Date.now();
+    const hold = stalledHold(xd.status, xd.metadata.generation, observed);
+    if (hold) return hold.recheckMs ? { requeueAfterMs: hold.recheckMs } : undefined;
     const p = plan({
       spec: xd.spec,
       status: xd.status,
       observed,
       deleting: !!xd.metadata.deletionTimestamp,
       migrating: d.migrating(uuid),
-      nowMs: now,
+      nowMs: Date.now(),
       saveDir: d.saveDir,
       backoff: d.backoff,
     });
-    // Absent here and about to start it or to report its end: the informer may lag a handover to
-    // another host (a migration's end can arrive before the binding's change). Ask the API server.
-    if (!observed && (p.action.kind !== "none" || p.phase !== xd.status?.phase)) {
+    if (p.confirmBinding) {
       const fresh = await d.client.getOrUndefined<XenDomain>(
         resources.xenDomains,
         xd.metadata.name ?? "",
@@ -141,69 +134,40 @@ export class DomainController {
         return { requeueAfterMs: 10 };
       }
     }
-    let status: Partial<XenDomainStatus> = { ...p.statusPatch };
-    let after: DomainInfo | undefined = observed;
-    let phase: DomainPhase = p.phase;
     const a = p.action;
     if (a.kind === "create" || a.kind === "restore") {
       // The last line before xl: whatever the API let through, a refused domain never reaches the
-      // hypervisor. Stalled until the spec changes (the check above), then checked again.
+      // hypervisor. Stalled until the spec changes (the hold above), then checked again.
       const refused = await this.refusal(xd);
       if (refused) {
-        await this.write(xd, undefined, "Failed", status, "Stalled", refused, FORBIDDEN_HOST_RESOURCE);
+        await this.write(xd, undefined, "Failed", p.statusPatch, "Stalled", refused, FORBIDDEN_HOST_RESOURCE);
         await d.events.record(xd, "Warning", FORBIDDEN_HOST_RESOURCE, actionVerb(a), refused);
         return undefined;
       }
     }
-    if (a.kind === "shutdown" || a.kind === "save")
-      xd = await this.write(xd, observed, phase, status, "Reconciling", p.reason);
+    if (p.announce) xd = await this.write(xd, observed, p.phase, p.statusPatch, "Reconciling", p.reason);
+    let after: DomainInfo | undefined;
     try {
       after = await this.execute(xd, a, observed);
     } catch (err) {
-      if (err instanceof HypervisorError && STALLING.has(err.code)) {
-        await this.write(xd, undefined, "Failed", status, "Stalled", `${err.message}`, err.code);
+      if (err instanceof HypervisorError && stalls(err.code)) {
+        await this.write(xd, undefined, "Failed", p.statusPatch, "Stalled", `${err.message}`, err.code);
         await d.events.record(xd, "Warning", err.code, actionVerb(a), err.message);
-        return err.code === "InsufficientMemory" ? { requeueAfterMs: 30_000 } : undefined;
+        const recheckMs = stalledRecheckMs(err.code);
+        return recheckMs ? { requeueAfterMs: recheckMs } : undefined;
       }
       throw err;
     }
-    if (a.kind === "create" || a.kind === "restore") {
-      status = { ...status, startTime: rfc3339(), nextRestartTime: undefined };
-      if (a.kind === "restore") status.savedImage = undefined;
-      phase = after?.state === "paused" ? "Paused" : "Running";
-      if ((xd.status?.restartCount ?? 0) > 0) status.lastRestartTime = status.startTime;
-      await d.events.record(
-        xd,
-        "Normal",
-        a.kind === "create" ? "Started" : "Restored",
-        actionVerb(a),
-        `domid ${after?.domid} on ${d.host}`,
-      );
-    } else if (a.kind === "save") {
-      status = { ...status, savedImage: a.path };
-      phase = "Saved";
-      await d.events.record(xd, "Normal", "Saved", "Save", `saved to ${a.path} on ${d.host}`);
-    } else if (a.kind === "shutdown") {
-      phase = xd.metadata.deletionTimestamp ? "Terminating" : "Stopped";
-      await d.events.record(xd, "Normal", "Stopped", "Shutdown", `stopped on ${d.host}`);
-    } else if (a.kind === "destroy" && a.reason === "crashed") {
-      await d.events.record(
-        xd,
-        "Warning",
-        "Crashed",
-        "Restart",
-        `the guest crashed on ${d.host}; restart #${status.restartCount ?? "-"}${status.nextRestartTime ? ` at ${status.nextRestartTime}` : " not planned"}`,
-      );
-    } else if (a.kind === "pause" || a.kind === "unpause") {
-      phase = a.kind === "pause" ? "Paused" : "Running";
-    }
-    const settled = a.kind === "none" || a.kind === "wait";
-    // A domain that started as asked is ready now: one status write for a start, not two.
-    const started = (a.kind === "create" || a.kind === "restore") && alive(after?.state);
-    await this.write(xd, after, phase, status, settled || started ? "Ready" : "Reconciling", p.reason);
-    if (a.kind === "wait") return { requeueAfterMs: Math.max(100, a.untilMs - Date.now()) };
-    if (!settled) return { requeueAfterMs: 10 };
-    return { requeueAfterMs: after ? Math.min(d.resyncMs, d.cpuReportIntervalMs ?? d.resyncMs) : d.resyncMs };
+    const o = settle(p, {
+      after,
+      deleting: !!xd.metadata.deletionTimestamp,
+      restartCount: xd.status?.restartCount ?? 0,
+      host: d.host,
+      nowMs: Date.now(),
+    });
+    if (o.event) await d.events.record(xd, o.event.type, o.event.reason, o.event.action, o.event.message);
+    await this.write(xd, after, o.phase, o.statusPatch, o.mode, p.reason);
+    return { requeueAfterMs: nextLookMs(a, after, Date.now(), d) };
   }
 
   /** Why this host refuses the domain's dom0 paths, bootloader or bridges; undefined when it allows them. */
@@ -368,8 +332,4 @@ export class DomainController {
     }
     return written;
   }
-}
-
-function actionVerb(a: Action): string {
-  return a.kind === "create" ? "Start" : a.kind.charAt(0).toUpperCase() + a.kind.slice(1);
 }

@@ -5,6 +5,7 @@
 import type { DomainPhase, XenDomainSpec, XenDomainStatus } from "@kubexen/crds";
 import { quantityMiB, XenDomainStatusSchema } from "@kubexen/crds";
 import type { DomainInfo } from "@kubexen/hypervisor";
+import { rfc3339 } from "@kubexen/sdk";
 
 export type Action =
   | { kind: "none" }
@@ -40,6 +41,14 @@ export interface Plan {
   /** Status fields that change with this decision (restart bookkeeping). */
   statusPatch: Partial<XenDomainStatus>;
   reason: string;
+  /**
+   * Absent here and about to start it or to report its end: the cache may lag a handover to another
+   * host (a migration's end can arrive before the binding's change), so the binding is read from the
+   * API server first.
+   */
+  confirmBinding?: boolean;
+  /** A long action (a graceful shutdown, a save): its phase is reported before it starts. */
+  announce?: boolean;
 }
 
 export interface Backoff {
@@ -87,6 +96,14 @@ export function wantsRunning(spec: XenDomainSpec, status: XenDomainStatus | unde
 }
 
 export function plan(i: PlanInput): Plan {
+  const p = decide(i);
+  const kind = p.action.kind;
+  if (!i.observed && (kind !== "none" || p.phase !== i.status?.phase)) p.confirmBinding = true;
+  if (kind === "shutdown" || kind === "save") p.announce = true;
+  return p;
+}
+
+function decide(i: PlanInput): Plan {
   const { spec, status, observed, nowMs } = i;
   const none = (phase: DomainPhase, reason: string, statusPatch: Partial<XenDomainStatus> = {}): Plan => ({
     action: { kind: "none" },
@@ -224,4 +241,113 @@ export function plan(i: PlanInput): Plan {
     };
   }
   return none(phase, "as desired");
+}
+
+/** Hypervisor failures a retry cannot fix until the spec or the host changes. */
+const STALLING: ReadonlySet<string> = new Set([
+  "InvalidConfig",
+  "MissingFile",
+  "Unsupported",
+  "AlreadyExists",
+  "InsufficientMemory",
+  "NotMigratable",
+]);
+
+/** Whether a hypervisor failure (its code) stalls the domain rather than being retried. */
+export const stalls = (code: string) => STALLING.has(code);
+
+/** When to look again at a stalled domain: memory may free up on the host, anything else waits for a spec change. */
+export const stalledRecheckMs = (reason: string | undefined): number | undefined =>
+  reason === "InsufficientMemory" ? 30_000 : undefined;
+
+/**
+ * Whether to leave the domain alone without deciding: Stalled for the spec it has now and not
+ * running here (a spec this host cannot run waits for a change, or for memory to free up).
+ */
+export function stalledHold(
+  status: XenDomainStatus | undefined,
+  generation: number | undefined,
+  observed: DomainInfo | undefined,
+): { recheckMs?: number } | undefined {
+  const stalled = status?.conditions?.find((c) => c.type === "Stalled" && c.status === "True");
+  if (!stalled || status?.observedGeneration !== generation || observed) return undefined;
+  return { recheckMs: stalledRecheckMs(stalled.reason) };
+}
+
+export interface Settled {
+  phase: DomainPhase;
+  statusPatch: Partial<XenDomainStatus>;
+  /** Ready once at rest (or started as asked: one status write for a start, not two), else Reconciling. */
+  mode: "Ready" | "Reconciling";
+  event?: { type: "Normal" | "Warning"; reason: string; action: string; message: string };
+}
+
+export interface SettleInput {
+  /** The domain as the hypervisor reports it after the action. */
+  after: DomainInfo | undefined;
+  deleting: boolean;
+  /** Restarts before this one (status.restartCount). */
+  restartCount: number;
+  host: string;
+  nowMs: number;
+}
+
+/** The verb an action's events carry. */
+export function actionVerb(a: Action): string {
+  return a.kind === "create" ? "Start" : a.kind.charAt(0).toUpperCase() + a.kind.slice(1);
+}
+
+/** What to report once a plan's action succeeded: the phase it led to, the status it changed, the event. */
+export function settle(p: Plan, i: SettleInput): Settled {
+  const a = p.action;
+  let statusPatch: Partial<XenDomainStatus> = { ...p.statusPatch };
+  let phase = p.phase;
+  let event: Settled["event"];
+  if (a.kind === "create" || a.kind === "restore") {
+    const startTime = rfc3339(new Date(i.nowMs));
+    statusPatch = { ...statusPatch, startTime, nextRestartTime: undefined };
+    if (a.kind === "restore") statusPatch.savedImage = undefined;
+    phase = i.after?.state === "paused" ? "Paused" : "Running";
+    if (i.restartCount > 0) statusPatch.lastRestartTime = startTime;
+    event = {
+      type: "Normal",
+      reason: a.kind === "create" ? "Started" : "Restored",
+      action: actionVerb(a),
+      message: `domid ${i.after?.domid} on ${i.host}`,
+    };
+  } else if (a.kind === "save") {
+    statusPatch = { ...statusPatch, savedImage: a.path };
+    phase = "Saved";
+    event = { type: "Normal", reason: "Saved", action: "Save", message: `saved to ${a.path} on ${i.host}` };
+  } else if (a.kind === "shutdown") {
+    phase = i.deleting ? "Terminating" : "Stopped";
+    event = { type: "Normal", reason: "Stopped", action: "Shutdown", message: `stopped on ${i.host}` };
+  } else if (a.kind === "destroy" && a.reason === "crashed") {
+    event = {
+      type: "Warning",
+      reason: "Crashed",
+      action: "Restart",
+      message: `the guest crashed on ${i.host}; restart #${statusPatch.restartCount ?? "-"}${statusPatch.nextRestartTime ? ` at ${statusPatch.nextRestartTime}` : " not planned"}`,
+    };
+  } else if (a.kind === "pause" || a.kind === "unpause") {
+    phase = a.kind === "pause" ? "Paused" : "Running";
+  }
+  const settled = a.kind === "none" || a.kind === "wait";
+  const started = (a.kind === "create" || a.kind === "restore") && alive(i.after?.state);
+  return { phase, statusPatch, mode: settled || started ? "Ready" : "Reconciling", ...(event ? { event } : {}) };
+}
+
+/**
+ * When to look at the domain again once its status is written: at the end of a backoff, right
+ * away after an action (to see where it led), else at the resync (or the CPU report, while it runs).
+ */
+export function nextLookMs(
+  a: Action,
+  after: DomainInfo | undefined,
+  nowMs: number,
+  o: { resyncMs: number; cpuReportIntervalMs?: number },
+): number {
+  if (a.kind === "wait") return Math.max(100, a.untilMs - nowMs);
+  if (a.kind !== "none") return 10;
+  return after ? Math.min(o.resyncMs, o.cpuReportIntervalMs ?? o.resyncMs) : o.resyncMs;
 }

@@ -1,9 +1,23 @@
 // The agent's decisions for every runStrategy, powerState and observed state.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { XenDomainSpec, XenDomainStatus } from "@kubexen/crds";
+import type { DomainPhase, XenDomainSpec, XenDomainStatus } from "@kubexen/crds";
 import type { DomainInfo } from "@kubexen/hypervisor";
-import { plan, restartBackoffMs, savedImagePath, wantsRunning } from "../src/plan.ts";
+import fc from "fast-check";
+import {
+  type Action,
+  alive,
+  nextLookMs,
+  type Plan,
+  plan,
+  restartBackoffMs,
+  savedImagePath,
+  settle,
+  stalledHold,
+  stalledRecheckMs,
+  stalls,
+  wantsRunning,
+} from "../src/plan.ts";
 
 const spec = (o: Partial<XenDomainSpec> = {}): XenDomainSpec => ({
   type: "pvh",
@@ -217,5 +231,250 @@ describe("plan", () => {
     const gone = plan({ ...base, deleting: true, spec: spec(), status: st(), observed: undefined });
     assert.equal(gone.action.kind, "none");
     assert.equal(gone.phase, "Terminating");
+  });
+});
+
+describe("around the action: confirming, announcing, holding", () => {
+  it("confirms the binding with the API server before starting a domain or reporting its end", () => {
+    const start = plan({ ...base, spec: spec(), status: st(), observed: undefined });
+    assert.equal(start.confirmBinding, true, "about to start it");
+    const ended = plan({
+      ...base,
+      spec: spec({ runStrategy: "Manual" }),
+      status: st({ state: "running", phase: "Running", startTime: "t" }),
+      observed: undefined,
+    });
+    assert.equal(ended.phase, "Stopped");
+    assert.equal(ended.confirmBinding, true, "about to report it stopped");
+    const reported = plan({
+      ...base,
+      spec: spec({ runStrategy: "Halted" }),
+      status: st({ phase: "Stopped", state: "absent" }),
+      observed: undefined,
+    });
+    assert.equal(reported.confirmBinding, undefined, "nothing to do, nothing new to say");
+    assert.equal(
+      plan({ ...base, spec: spec(), status: st(), observed: dom() }).confirmBinding,
+      undefined,
+      "it runs here",
+    );
+  });
+
+  it("announces only the long actions", () => {
+    const halted = plan({ ...base, spec: spec({ runStrategy: "Halted" }), status: st(), observed: dom() });
+    assert.equal(halted.announce, true);
+    assert.equal(plan({ ...base, spec: spec({ powerState: "Saved" }), status: st(), observed: dom() }).announce, true);
+    assert.equal(plan({ ...base, spec: spec(), status: st(), observed: undefined }).announce, undefined);
+    assert.equal(
+      plan({ ...base, spec: spec({ powerState: "Paused" }), status: st(), observed: dom() }).announce,
+      undefined,
+    );
+  });
+
+  it("holds a domain stalled for its current spec until the spec changes, or memory frees up", () => {
+    const stalled = (reason: string, observedGeneration = 3): XenDomainStatus =>
+      st({
+        observedGeneration,
+        conditions: [{ type: "Stalled", status: "True", reason, message: "m", lastTransitionTime: "t" }],
+      });
+    assert.deepEqual(stalledHold(stalled("InvalidConfig"), 3, undefined), { recheckMs: undefined });
+    assert.deepEqual(stalledHold(stalled("InsufficientMemory"), 3, undefined), { recheckMs: 30_000 });
+    assert.equal(stalledHold(stalled("InvalidConfig"), 4, undefined), undefined, "a new spec is tried");
+    assert.equal(stalledHold(stalled("InvalidConfig"), 3, dom()), undefined, "running here: reconciled");
+    assert.equal(stalledHold(st({ observedGeneration: 3 }), 3, undefined), undefined);
+    for (const code of [
+      "InvalidConfig",
+      "MissingFile",
+      "Unsupported",
+      "AlreadyExists",
+      "InsufficientMemory",
+      "NotMigratable",
+    ])
+      assert.ok(stalls(code), code);
+    for (const code of ["Timeout", "Busy", "Internal", "NotFound"]) assert.ok(!stalls(code), code);
+    assert.equal(stalledRecheckMs("InsufficientMemory"), 30_000);
+    assert.equal(stalledRecheckMs("InvalidConfig"), undefined);
+  });
+});
+
+describe("settling after the action", () => {
+  const T0 = Date.parse("2030-01-01T00:00:00Z");
+  const input = {
+    after: undefined as DomainInfo | undefined,
+    deleting: false,
+    restartCount: 0,
+    host: "xen-1",
+    nowMs: T0,
+  };
+  const p = (action: Action, o: Partial<Plan> = {}): Plan => ({
+    action,
+    phase: "Starting",
+    statusPatch: {},
+    reason: "r",
+    ...o,
+  });
+
+  it("reports a started domain Ready at once, with its start time, and a restart's time", () => {
+    const o = settle(p({ kind: "create", paused: false }), { ...input, after: dom({ domid: 7 }) });
+    assert.deepEqual(o, {
+      phase: "Running",
+      statusPatch: { startTime: "2030-01-01T00:00:00Z", nextRestartTime: undefined },
+      mode: "Ready",
+      event: { type: "Normal", reason: "Started", action: "Start", message: "domid 7 on xen-1" },
+    });
+    const restored = settle(p({ kind: "restore", path: IMAGE, paused: true }), {
+      ...input,
+      restartCount: 2,
+      after: dom({ state: "paused" }),
+    });
+    assert.equal(restored.phase, "Paused");
+    assert.equal(restored.mode, "Ready");
+    assert.equal(restored.statusPatch.lastRestartTime, "2030-01-01T00:00:00Z");
+    assert.ok(
+      "savedImage" in restored.statusPatch && restored.statusPatch.savedImage === undefined,
+      "the image is used up",
+    );
+    assert.equal(restored.event?.reason, "Restored");
+    assert.equal(settle(p({ kind: "create", paused: false }), input).mode, "Reconciling", "not seen running yet");
+  });
+
+  it("reports saves, stops, crashes, pauses and the rest", () => {
+    const saved = settle(p({ kind: "save", path: IMAGE }, { phase: "Saving" }), input);
+    assert.equal(saved.phase, "Saved");
+    assert.equal(saved.statusPatch.savedImage, IMAGE);
+    assert.equal(saved.mode, "Reconciling");
+    assert.equal(settle(p({ kind: "shutdown", graceMs: 1 }), input).phase, "Stopped");
+    assert.equal(settle(p({ kind: "shutdown", graceMs: 1 }), { ...input, deleting: true }).phase, "Terminating");
+    const crashed = settle(
+      p(
+        { kind: "destroy", reason: "crashed" },
+        { phase: "CrashLoopBackOff", statusPatch: { restartCount: 3, nextRestartTime: "2030-01-01T00:00:40Z" } },
+      ),
+      input,
+    );
+    assert.equal(crashed.phase, "CrashLoopBackOff");
+    assert.equal(crashed.event?.message, "the guest crashed on xen-1; restart #3 at 2030-01-01T00:00:40Z");
+    assert.equal(
+      settle(p({ kind: "destroy", reason: "crashed" }, { phase: "Failed" }), input).event?.message,
+      "the guest crashed on xen-1; restart #- not planned",
+    );
+    assert.equal(settle(p({ kind: "destroy", reason: "deleting" }), input).event, undefined);
+    assert.equal(settle(p({ kind: "pause" }, { phase: "Running" }), input).phase, "Paused");
+    assert.equal(settle(p({ kind: "unpause" }, { phase: "Paused" }), input).phase, "Running");
+    assert.deepEqual(settle(p({ kind: "none" }, { phase: "Running" }), { ...input, after: dom() }), {
+      phase: "Running",
+      statusPatch: {},
+      mode: "Ready",
+    });
+    assert.equal(settle(p({ kind: "setMemory", mib: 1 }, { phase: "Running" }), input).mode, "Reconciling");
+  });
+
+  it("looks again at the backoff's end, right after an action, else at the resync", () => {
+    const o = { resyncMs: 60_000, cpuReportIntervalMs: 30_000 };
+    assert.equal(nextLookMs({ kind: "wait", untilMs: T0 + 5000 }, undefined, T0, o), 5000);
+    assert.equal(nextLookMs({ kind: "wait", untilMs: T0 }, undefined, T0, o), 100, "never a busy loop");
+    assert.equal(nextLookMs({ kind: "create", paused: false }, dom(), T0, o), 10);
+    assert.equal(nextLookMs({ kind: "none" }, dom(), T0, o), 30_000, "a running domain's CPU time is reported");
+    assert.equal(nextLookMs({ kind: "none" }, undefined, T0, o), 60_000);
+    assert.equal(nextLookMs({ kind: "none" }, dom(), T0, { resyncMs: 60_000 }), 60_000);
+  });
+
+  it("always settles to a consistent report, whatever the plan and the outcome (property)", () => {
+    const states = ["running", "blocked", "paused", "shutdown", "crashed"] as const;
+    const actions: Action[] = [
+      { kind: "none" },
+      { kind: "create", paused: false },
+      { kind: "create", paused: true },
+      { kind: "restore", path: IMAGE, paused: false },
+      { kind: "shutdown", graceMs: 1000 },
+      { kind: "destroy", reason: "crashed" },
+      { kind: "destroy", reason: "deleting" },
+      { kind: "pause" },
+      { kind: "unpause" },
+      { kind: "save", path: IMAGE },
+      { kind: "setMemory", mib: 512 },
+      { kind: "setVcpus", vcpus: 2 },
+      { kind: "wait", untilMs: T0 + 1000 },
+    ];
+    const phases: DomainPhase[] = ["Starting", "Running", "Paused", "Stopping", "CrashLoopBackOff", "Terminating"];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...actions),
+        fc.constantFrom(...phases),
+        fc.option(fc.constantFrom(...states), { nil: undefined }),
+        fc.boolean(),
+        fc.nat({ max: 5 }),
+        (action, phase, afterState, deleting, restartCount) => {
+          const after = afterState ? dom({ state: afterState }) : undefined;
+          const o = settle(p(action, { phase }), { ...input, after, deleting, restartCount });
+          const starts = action.kind === "create" || action.kind === "restore";
+          if (starts) {
+            assert.equal(o.phase, afterState === "paused" ? "Paused" : "Running");
+            assert.equal(o.statusPatch.startTime, "2030-01-01T00:00:00Z");
+            assert.equal(o.statusPatch.lastRestartTime !== undefined, restartCount > 0);
+            assert.equal(o.mode, alive(afterState) ? "Ready" : "Reconciling");
+          } else {
+            assert.equal(o.statusPatch.startTime, undefined, "only a start sets the start time");
+            assert.equal(o.mode, action.kind === "none" || action.kind === "wait" ? "Ready" : "Reconciling");
+          }
+          if (["none", "wait", "setMemory", "setVcpus"].includes(action.kind) || action.kind === "destroy")
+            assert.equal(o.phase, phase, "the plan's phase stands");
+          if (action.kind === "shutdown") assert.equal(o.phase, deleting ? "Terminating" : "Stopped");
+          assert.equal(
+            o.event !== undefined,
+            starts ||
+              ["save", "shutdown"].includes(action.kind) ||
+              (action.kind === "destroy" && action.reason === "crashed"),
+          );
+          const look = nextLookMs(action, after, T0, { resyncMs: 60_000 });
+          assert.ok(look >= 10 && look <= 60_000);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
+
+describe("plan's extra outputs (property)", () => {
+  it("confirms exactly when absent here with something to do or say, and announces exactly the long actions", () => {
+    const states = ["running", "blocked", "paused", "shutdown", "crashed"] as const;
+    const phases: DomainPhase[] = [
+      "Pending",
+      "Starting",
+      "Running",
+      "Stopped",
+      "Succeeded",
+      "Failed",
+      "CrashLoopBackOff",
+      "Saved",
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom("Always", "RerunOnFailure", "Once", "Manual", "Halted" as const),
+        fc.constantFrom("Running", "Paused", "Saved" as const),
+        fc.option(fc.constantFrom(...states), { nil: undefined }),
+        fc.option(fc.constantFrom(...phases), { nil: undefined }),
+        fc.constantFrom("running", "absent", undefined),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        (runStrategy, powerState, observedState, phase, state, deleting, migrating, saved) => {
+          const status = st({
+            phase,
+            state,
+            ...(saved ? { savedImage: IMAGE } : {}),
+            ...(phase ? { startTime: "t" } : {}),
+          });
+          const observed = observedState ? dom({ state: observedState }) : undefined;
+          const r = plan({ ...base, deleting, migrating, spec: spec({ runStrategy, powerState }), status, observed });
+          const eager = !observed && (r.action.kind !== "none" || r.phase !== phase);
+          assert.equal(r.confirmBinding === true, eager);
+          assert.equal(r.announce === true, r.action.kind === "shutdown" || r.action.kind === "save");
+          if (r.confirmBinding !== true) assert.equal(r.confirmBinding, undefined);
+          if (r.announce !== true) assert.equal(r.announce, undefined);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

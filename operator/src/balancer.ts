@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import {
   effectiveBalancerMode,
   quantityMiB,
+  reportedMigratability,
   resources,
   type XenBalancer,
   type XenDomain,
@@ -18,7 +19,6 @@ import {
 import {
   type Condition,
   type EventRecorder,
-  getCondition,
   type Informer,
   type KubeClient,
   type Logger,
@@ -139,9 +139,7 @@ export class BalancerController {
     });
     const domains = this.domainsWithLoad(hostObjs, (x) => {
       const k = objectKey(x);
-      const migratable =
-        x.status?.migratable !== false &&
-        getCondition(x.status?.conditions as Condition[] | undefined, "Migratable")?.status !== "False";
+      const { migratable } = reportedMigratability(x.status);
       return migratable && x.status?.phase === "Running" && !busy.has(k) && now - (lastMove.get(k) ?? 0) >= cooldownMs;
     });
     const plan = planBalance(hosts, domains, {

@@ -14,30 +14,24 @@ import {
   type ReconcileResult,
 } from "@kubexen/sdk";
 import { isFenced } from "./fencing.ts";
+import { type HaDomain, planFencedHost } from "./ha-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { isFinishedPhase } from "./migration-plan.ts";
 import { releaseDomain } from "./release.ts";
 
 export const HA_MANAGER = "kubexen-ha";
 
-export type HaAction = { kind: "none" } | { kind: "restart" } | { kind: "markFailed"; why: string };
-
-/** What HA does with one domain bound to a fenced host. Pure. */
-export function haAction(xd: XenDomain, migrating: boolean): HaAction {
-  if (xd.metadata.deletionTimestamp || migrating) return { kind: "none" };
-  const s = xd.status;
-  if (!s?.host) return { kind: "none" };
-  switch (xd.spec.runStrategy) {
-    case "Always":
-      return { kind: "restart" };
-    case "RerunOnFailure":
-      return s.phase === "Succeeded" ? { kind: "none" } : { kind: "restart" };
-    case "Halted":
-      return { kind: "none" };
-    case "Once":
-    case "Manual":
-      return { kind: "markFailed", why: `runStrategy ${xd.spec.runStrategy} does not restart it elsewhere` };
-  }
+/** What HA reads of a XenDomain. */
+export function haDomain(xd: XenDomain): HaDomain {
+  return {
+    key: objectKey(xd),
+    deleting: !!xd.metadata.deletionTimestamp,
+    host: xd.status?.host,
+    uuid: xd.status?.uuid,
+    runStrategy: xd.spec.runStrategy,
+    phase: xd.status?.phase,
+    state: xd.status?.state,
+  };
 }
 
 export interface HaDeps {
@@ -58,25 +52,28 @@ export class HighAvailability {
 
   /** Reconciles one host: acts on its domains when it is fenced. */
   async reconcile(hostName: string): Promise<ReconcileResult> {
-    const host = this.d.hosts.get(hostName);
-    if (!isFenced(host)) return undefined;
-    const migrating = new Set(
-      this.d.migrations
-        .list()
-        .filter((m) => !isFinishedPhase(m.status?.phase) && m.status?.domainUUID)
-        .map((m) => m.status?.domainUUID),
-    );
-    let waiting = false;
-    for (const xd of this.d.domains.list()) {
-      if (xd.status?.host !== hostName) continue;
-      const busy = !!xd.status.uuid && migrating.has(xd.status.uuid);
-      waiting ||= busy;
-      const a = haAction(xd, busy);
-      if (a.kind === "restart") await this.release(xd, hostName);
-      else if (a.kind === "markFailed") await this.markFailed(xd, hostName, a.why);
+    const fenced = isFenced(this.d.hosts.get(hostName));
+    if (!fenced) return undefined;
+    const bound = this.d.domains.list().filter((xd) => xd.status?.host === hostName);
+    const plan = planFencedHost({
+      host: hostName,
+      fenced,
+      domains: bound.map(haDomain),
+      migrating: new Set(
+        this.d.migrations
+          .list()
+          .filter((m) => !isFinishedPhase(m.status?.phase) && m.status?.domainUUID)
+          .map((m) => m.status?.domainUUID ?? ""),
+      ),
+    });
+    const byKey = new Map(bound.map((xd) => [objectKey(xd), xd]));
+    for (const s of plan.steps) {
+      const xd = byKey.get(s.key);
+      if (!xd) continue;
+      if (s.kind === "restart") await this.release(xd, hostName);
+      else await this.markFailed(xd, hostName, s.why);
     }
-    // Migrations of its domains settle first; look again after them.
-    return waiting ? { requeueAfterMs: 2000 } : undefined;
+    return plan.requeueAfterMs ? { requeueAfterMs: plan.requeueAfterMs } : undefined;
   }
 
   private async release(xd: XenDomain, hostName: string): Promise<void> {
@@ -88,7 +85,6 @@ export class HighAvailability {
   }
 
   private async markFailed(xd: XenDomain, hostName: string, why: string): Promise<void> {
-    if (xd.status?.phase === "Failed" && xd.status.state === "absent") return;
     await this.d.client.applyStatus(
       resources.xenDomains,
       {

@@ -4,7 +4,8 @@
 // live (largest first, under the migration limits), restart elsewhere, or
 // block with a reason. The controller (maintenance.ts) carries it out.
 import type { EvictionStrategy, RunStrategy } from "@kubexen/crds";
-import { isFinishedPhase } from "./migration-plan.ts";
+import { rfc3339 } from "@kubexen/sdk";
+import { DEFAULT_LIMITS, isFinishedPhase } from "./migration-plan.ts";
 
 export interface MaintenanceView {
   name: string;
@@ -178,4 +179,104 @@ export function etaSeconds(
   if (measured.length === 0) return undefined;
   const secPerMiB = measured.reduce((s, d) => s + d.seconds / d.memoryMiB, 0) / measured.length;
   return Math.ceil((remainingMiB * secPerMiB) / Math.max(1, parallel));
+}
+
+/** One of the drain's own migrations, as the summary counts it. */
+export interface DrainedMigration {
+  /** The XenDomain's name (spec.domain). */
+  domain: string;
+  phase?: string;
+  memoryMiB: number;
+  /** From staging to completion (NaN when not measured). */
+  seconds: number;
+}
+
+/** Everything a drain's report is derived from, read once. */
+export interface DrainFacts {
+  host: string;
+  /** Memory (MiB) of each domain still on the host. */
+  remainingMiB: number[];
+  /** What drainActions decided this pass (its blocked ones are reported). */
+  actions: DrainAction[];
+  migrations: DrainedMigration[];
+  restartedDomains: Array<{ namespace: string; name: string }>;
+  /** What the status said before (counts and times carry over). */
+  previous: { total?: number; startTime?: string; completionTime?: string };
+  /** XenMigrationPolicy/default's limits, when set: how many of the drain's migrations run at once. */
+  policy?: { parallelOutboundMigrationsPerHost?: number; parallelMigrationsPerCluster?: number };
+  nowMs: number;
+}
+
+export interface DrainReport {
+  phase: "Drained" | "Blocked" | "Draining";
+  /** The kstatus condition to set: Ready once drained, Stalled when only blocked domains remain. */
+  mode: "Ready" | "Stalled" | "Reconciling";
+  status: {
+    phase: "Drained" | "Blocked" | "Draining";
+    message: string;
+    total: number;
+    remaining: number;
+    migrated: number;
+    restarted: number;
+    restartedDomains: Array<{ namespace: string; name: string }>;
+    blocked: number;
+    blockedDomains: Array<{ namespace: string; name: string; reason: string }>;
+    startTime: string;
+    completionTime?: string;
+    eta?: string;
+  };
+  requeueAfterMs: number;
+}
+
+/** A drain's phase, message, counts, times and ETA, and when to look again. */
+export function drainReport(f: DrainFacts): DrainReport {
+  const blocked = f.actions.filter((a): a is Extract<DrainAction, { kind: "blocked" }> => a.kind === "blocked");
+  const succeeded = f.migrations.filter((x) => x.phase === "Succeeded");
+  const migrated = new Set(succeeded.map((x) => x.domain)).size;
+  const remaining = f.remainingMiB.length;
+  const total = Math.max(f.previous.total ?? 0, remaining);
+  const remainingMiB = f.remainingMiB.reduce((s, x) => s + x, 0);
+  const parallel = Math.min(
+    f.policy?.parallelOutboundMigrationsPerHost ?? DEFAULT_LIMITS.outboundPerHost,
+    f.policy?.parallelMigrationsPerCluster ?? DEFAULT_LIMITS.cluster,
+  );
+  const eta = etaSeconds(
+    succeeded.map((x) => ({ memoryMiB: x.memoryMiB, seconds: x.seconds })),
+    remainingMiB,
+    parallel,
+  );
+  // A migration hands the domain over before it is marked Succeeded: settled only once none is in flight,
+  // so that the counts reported with Drained or Blocked are final.
+  const inFlight = f.migrations.some((x) => !isFinishedPhase(x.phase));
+  const drained = remaining === 0 && !inFlight;
+  const onlyBlocked = remaining > 0 && blocked.length === remaining && !inFlight;
+  const phase = drained ? "Drained" : onlyBlocked ? "Blocked" : "Draining";
+  const now = rfc3339(new Date(f.nowMs));
+  const message = drained
+    ? `${f.host} is empty: ${migrated} migrated, ${f.restartedDomains.length} restarted`
+    : onlyBlocked
+      ? `${blocked.length} domains cannot be evicted (see blockedDomains)`
+      : `${remaining} domains left on ${f.host} (${remainingMiB} MiB)`;
+  return {
+    phase,
+    mode: drained ? "Ready" : onlyBlocked ? "Stalled" : "Reconciling",
+    status: {
+      phase,
+      message,
+      total,
+      remaining,
+      migrated,
+      restarted: f.restartedDomains.length,
+      restartedDomains: f.restartedDomains,
+      blocked: blocked.length,
+      blockedDomains: blocked.slice(0, 1024).map((b) => {
+        const [namespace = "", n = ""] = b.domainKey.split("/");
+        return { namespace, name: n, reason: b.reason };
+      }),
+      startTime: f.previous.startTime ?? now,
+      completionTime: drained ? (f.previous.completionTime ?? now) : undefined,
+      eta: !drained && eta !== undefined ? rfc3339(new Date(f.nowMs + eta * 1000)) : undefined,
+    },
+    requeueAfterMs: drained ? 30_000 : onlyBlocked ? 10_000 : 2_000,
+  };
 }

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import {
   quantityMiB,
+  reportedMigratability,
   resources,
   type XenDomain,
   type XenHost,
@@ -32,9 +33,9 @@ import {
   removeFinalizer,
   rfc3339,
 } from "@kubexen/sdk";
-import { admitMaintenances, type DrainAction, type DrainDomain, drainActions, etaSeconds } from "./maintenance-plan.ts";
+import { admitMaintenances, type DrainDomain, drainActions, drainReport } from "./maintenance-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
-import { DEFAULT_LIMITS, isFinishedPhase } from "./migration-plan.ts";
+import { isFinishedPhase } from "./migration-plan.ts";
 import { releaseDomain } from "./release.ts";
 
 export const MAINTENANCE_FINALIZER = "kubexen.io/maintenance";
@@ -152,62 +153,30 @@ export class MaintenanceController {
         );
       }
     }
-    const blocked = actions.filter((a): a is Extract<DrainAction, { kind: "blocked" }> => a.kind === "blocked");
-    const succeeded = owned.filter((x) => x.status?.phase === "Succeeded");
-    const migrated = new Set(succeeded.map((x) => x.spec.domain)).size;
-    const remaining = mine.length;
-    const total = Math.max(m.status?.total ?? 0, remaining);
-    const remainingMiB = mine.reduce((s, x) => s + quantityMiB(x.spec.memory), 0);
-    const limits = this.d.policies.get("default")?.spec;
-    const parallel = Math.min(
-      limits?.parallelOutboundMigrationsPerHost ?? DEFAULT_LIMITS.outboundPerHost,
-      limits?.parallelMigrationsPerCluster ?? DEFAULT_LIMITS.cluster,
-    );
-    const eta = etaSeconds(
-      succeeded.map((x) => ({
+    const r = drainReport({
+      host,
+      remainingMiB: mine.map((x) => quantityMiB(x.spec.memory)),
+      actions,
+      migrations: owned.map((x) => ({
+        domain: x.spec.domain,
+        phase: x.status?.phase,
         memoryMiB: x.status?.memoryMiB ?? 0,
         seconds:
           (Date.parse(x.status?.completionTime ?? "") -
             Date.parse(x.status?.phaseTimestamps?.Scheduling ?? x.metadata.creationTimestamp ?? "")) /
           1000,
       })),
-      remainingMiB,
-      parallel,
-    );
-    // A migration hands the domain over before it is marked Succeeded: settled only once none is in flight,
-    // so that the counts reported with Drained or Blocked are final.
-    const inFlight = owned.some((x) => !isFinishedPhase(x.status?.phase));
-    const drained = remaining === 0 && !inFlight;
-    const onlyBlocked = remaining > 0 && blocked.length === remaining && !inFlight;
-    const phase = drained ? "Drained" : onlyBlocked ? "Blocked" : "Draining";
-    const message = drained
-      ? `${host} is empty: ${migrated} migrated, ${restartedDomains.length} restarted`
-      : onlyBlocked
-        ? `${blocked.length} domains cannot be evicted (see blockedDomains)`
-        : `${remaining} domains left on ${host} (${remainingMiB} MiB)`;
-    await this.report(
-      m,
-      {
-        phase,
-        message,
-        total,
-        remaining,
-        migrated,
-        restarted: restartedDomains.length,
-        restartedDomains,
-        blocked: blocked.length,
-        blockedDomains: blocked.slice(0, 1024).map((b) => {
-          const [namespace = "", n = ""] = b.domainKey.split("/");
-          return { namespace, name: n, reason: b.reason };
-        }),
-        startTime: m.status?.startTime ?? rfc3339(),
-        completionTime: drained ? (m.status?.completionTime ?? rfc3339()) : undefined,
-        eta: !drained && eta !== undefined ? rfc3339(new Date(Date.now() + eta * 1000)) : undefined,
+      restartedDomains,
+      previous: {
+        total: m.status?.total,
+        startTime: m.status?.startTime,
+        completionTime: m.status?.completionTime,
       },
-      drained ? "Ready" : onlyBlocked ? "Stalled" : "Reconciling",
-    );
-    if (drained) return { requeueAfterMs: 30_000 };
-    return { requeueAfterMs: onlyBlocked ? 10_000 : 2_000 };
+      policy: this.d.policies.get("default")?.spec,
+      nowMs: Date.now(),
+    });
+    await this.report(m, r.status, r.mode);
+    return { requeueAfterMs: r.requeueAfterMs };
   }
 
   /** Which maintenances may drain now, from the Ready hosts' capacity and what the domains need. */
@@ -239,7 +208,7 @@ export class MaintenanceController {
   }
 
   private drainView(x: XenDomain, m: XenMaintenance): DrainDomain {
-    const migratable = getCondition(x.status?.conditions as Condition[] | undefined, "Migratable");
+    const { migratable, why } = reportedMigratability(x.status);
     return {
       key: objectKey(x),
       memoryMiB: quantityMiB(x.spec.memory),
@@ -247,8 +216,8 @@ export class MaintenanceController {
       state: x.status?.state ?? "absent",
       evictionStrategy: x.spec.evictionStrategy,
       runStrategy: x.spec.runStrategy,
-      migratable: x.status?.migratable !== false && migratable?.status !== "False",
-      notMigratableWhy: migratable?.status === "False" ? migratable.message : undefined,
+      migratable,
+      notMigratableWhy: why,
       evictedByThis: x.status?.eviction?.by === this.by(m),
       saved: !!x.status?.savedImage,
     };

@@ -3,7 +3,8 @@
 // it answers with the next step. Safety rule: the domain changes hands only
 // when the source reported it gone and the target reported it running; any
 // other failure ends with the domain where it was.
-import type { MigrationPhase } from "@kubexen/crds";
+import type { DomainPhase, MigrationPhase } from "@kubexen/crds";
+import { type DomainRequest, type HostView, type PlacementLookup, place, unfit } from "./placement.ts";
 
 export interface MigrationLimits {
   cluster: number;
@@ -235,4 +236,105 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
   if (nowMs - lastProgress > progressS * 1000)
     return { kind: "requestAbort", reason: `no progress for ${progressS} s (progress timeout)` };
   return { kind: "wait", recheckMs: 1000 };
+}
+
+/** A domain on its way to Running (or finishing another migration): a migration of it waits, it is not refused. */
+const SETTLING: ReadonlySet<string> = new Set(["Pending", "Scheduling", "Starting", "Restoring", "Migrating"]);
+
+/** What admission and target choice need of the XenDomain a migration moves. */
+export interface MigratingDomain {
+  host?: string;
+  phase: DomainPhase;
+  uuid?: string;
+  memoryMiB?: number;
+  /** As its agent reported (Migratable condition, status.migratable), and why not. */
+  migratable: boolean;
+  notMigratableWhy?: string;
+  /** The domain's own migration settings (spec.migration). */
+  bandwidthMiBps?: number;
+  autoConverge?: boolean;
+  /** What placement needs of it. */
+  request: DomainRequest;
+}
+
+/** Everything a Pending or Scheduling migration is decided from, read once. */
+export interface AdmissionFacts {
+  migration: MigrationView;
+  /** Its namespace and the name of the XenDomain it moves (spec.domain), as messages name them. */
+  namespace: string;
+  domainName: string;
+  /** The migration's own bandwidth limit (spec.bandwidthMiBps). */
+  bandwidthMiBps?: number;
+  domain: MigratingDomain | undefined;
+  /** Every migration as last written or seen: what the limits count. */
+  all: MigrationView[];
+  limits: MigrationLimits;
+  /** XenMigrationPolicy/default's defaults, when it exists. */
+  policy: { bandwidthMiBps?: number; autoConverge?: boolean };
+  /** Target choice only (Scheduling): the hosts, and what is placed on each, the domain itself left out. */
+  hosts: HostView[];
+  placements: PlacementLookup;
+}
+
+export type AdmissionAction =
+  | { kind: "setPhase"; phase: "Scheduling" | "PreparingTarget"; fields: Record<string, unknown> }
+  | { kind: "fail"; reason: string }
+  | { kind: "requeue"; afterMs: number };
+
+/**
+ * The next step of a Pending migration (fail fast, wait for a settling domain or a free slot, or
+ * stage it with the settings in force) or a Scheduling one (check the requested target, or let
+ * placement choose among the hosts with inbound room; wait while hosts are only busy, fail when
+ * none can take the domain).
+ */
+export function planAdmission(f: AdmissionFacts): AdmissionAction {
+  const v = f.migration;
+  const xd = f.domain;
+  const name = f.domainName;
+  const requeue = (afterMs: number): AdmissionAction => ({ kind: "requeue", afterMs });
+  const fail = (reason: string): AdmissionAction => ({ kind: "fail", reason });
+  if (v.phase === "Pending") {
+    if (!xd) return fail(`XenDomain ${name} does not exist in ${f.namespace}`);
+    if (!xd.host || SETTLING.has(xd.phase)) return requeue(1000);
+    if (xd.phase !== "Running") return fail(`XenDomain ${name} is not running (phase ${xd.phase})`);
+    if (!xd.migratable)
+      return fail(`XenDomain ${name} cannot live-migrate: ${xd.notMigratableWhy ?? "not migratable"}`);
+    if (!admit(f.all, f.limits).includes(v.key)) return requeue(2000);
+    return {
+      kind: "setPhase",
+      phase: "Scheduling",
+      fields: {
+        sourceHost: xd.host,
+        domainUUID: xd.uuid,
+        memoryMiB: xd.memoryMiB,
+        // The most specific limit wins: the migration's, the domain's, the policy's.
+        bandwidthMiBps: f.bandwidthMiBps ?? xd.bandwidthMiBps ?? f.policy.bandwidthMiBps ?? 0,
+        autoConverge: xd.autoConverge ?? f.policy.autoConverge ?? false,
+      },
+    };
+  }
+  // Moved on since it was queued: its next phase is the controller's other half.
+  if (v.phase !== "Scheduling") return requeue(10);
+  if (!xd?.host) return fail(`XenDomain ${name} went away`);
+  const source = xd.host;
+  const room = (host: string) => targetHasInboundRoom(f.all, host, f.limits, v.key);
+  let target: string;
+  if (v.requestedTarget) {
+    const h = f.hosts.find((x) => x.name === v.requestedTarget);
+    if (!h) return fail(`target host ${v.requestedTarget} does not exist`);
+    if (h.name === source) return fail(`the domain already runs on ${source}`);
+    const why = unfit(xd.request, h, f.placements.get(h.name) ?? []);
+    if (why) return fail(`migration to ${h.name} refused: ${why}`);
+    target = h.name;
+  } else {
+    const candidates = f.hosts.filter((h) => h.name !== source && room(h.name));
+    const decision = place(xd.request, candidates, f.placements);
+    if (!decision.host) {
+      if (candidates.length < f.hosts.length - 1) return requeue(2000); // Some hosts are only busy: wait.
+      return fail(`no host can take ${name}: ${"message" in decision ? decision.message : ""}`);
+    }
+    target = decision.host;
+  }
+  if (!room(target)) return requeue(2000);
+  return { kind: "setPhase", phase: "PreparingTarget", fields: { targetHost: target } };
 }

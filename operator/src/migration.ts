@@ -4,6 +4,7 @@
 import {
   MIGRATION_TOKEN_SECONDS,
   type MigrationPhase,
+  reportedMigratability,
   resources,
   signMigrationToken,
   type XenDomain,
@@ -26,7 +27,7 @@ import {
 import { isFenced } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import {
-  admit,
+  type AdmissionFacts,
   DEFAULT_LIMITS,
   freshest,
   isFinished,
@@ -34,16 +35,13 @@ import {
   type MigrationLimits,
   type MigrationView,
   mayStream,
+  planAdmission,
   step,
-  targetHasInboundRoom,
 } from "./migration-plan.ts";
-import { place, unfit } from "./placement.ts";
 import { SCHEDULER_MANAGER } from "./scheduler.ts";
 import { hostView, placements, request } from "./views.ts";
 
 export const MIGRATION_MANAGER = "kubexen-migration";
-
-const SETTLING = new Set(["Pending", "Scheduling", "Starting", "Restoring", "Migrating"]);
 
 export interface MigrationDeps {
   client: KubeClient;
@@ -183,78 +181,48 @@ export class MigrationController {
 
   private async admitOrPlace(m0: XenMigration, key: string): Promise<ReconcileResult> {
     const m = this.current(key) ?? m0;
+    const a = planAdmission(this.admissionFacts(m));
+    switch (a.kind) {
+      case "requeue":
+        return { requeueAfterMs: a.afterMs };
+      case "fail":
+        return this.finish(m, "Failed", a.reason);
+      case "setPhase":
+        return this.setPhase(m, a.phase, a.fields);
+    }
+  }
+
+  /** What admission and target choice decide from, read once from the caches and our own writes. */
+  private admissionFacts(m: XenMigration): AdmissionFacts {
     const v = this.view(m);
-    if (v.phase !== "Pending" && v.phase !== "Scheduling") return { requeueAfterMs: 10 };
-    const limits = this.limits();
-    const all = this.currentViews();
     const xd = this.domainOf(m);
-    if (v.phase === "Pending") {
-      if (!xd) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} does not exist in ${m.metadata.namespace}`);
-      // A domain on its way to Running (or finishing another migration) is waited for, not refused.
-      if (!xd.status?.host || SETTLING.has(xd.status.phase ?? "Pending")) return { requeueAfterMs: 1000 };
-      if (xd.status.phase !== "Running")
-        return this.finish(
-          m,
-          "Failed",
-          `XenDomain ${m.spec.domain} is not running (phase ${xd.status?.phase ?? "Pending"})`,
-        );
-      const migratable = getCondition(xd.status.conditions as Condition[] | undefined, "Migratable");
-      if (migratable?.status === "False" || xd.status.migratable === false) {
-        return this.finish(
-          m,
-          "Failed",
-          `XenDomain ${m.spec.domain} cannot live-migrate: ${migratable?.message ?? "not migratable"}`,
-        );
-      }
-      if (!admit(all, limits).includes(key)) return { requeueAfterMs: 2000 };
-      return this.setPhase(m, "Scheduling", {
-        sourceHost: xd.status.host,
-        domainUUID: xd.status.uuid,
-        memoryMiB: xd.status.memoryMiB,
-        // The most specific limit wins: the migration's, the domain's, the policy's.
-        bandwidthMiBps:
-          m.spec.bandwidthMiBps ??
-          xd.spec.migration?.bandwidthMiBps ??
-          this.d.policies.get("default")?.spec.bandwidthMiBps ??
-          0,
-        autoConverge: xd.spec.migration?.autoConverge ?? this.d.policies.get("default")?.spec.autoConverge ?? false,
-      });
-    }
-
-    if (v.phase === "Scheduling") {
-      if (!xd?.status?.host) return this.finish(m, "Failed", `XenDomain ${m.spec.domain} went away`);
-      const source = xd.status.host;
-      const maint = this.d.maintenances.list();
-      const hosts = this.d.hosts.list().map((h) => hostView(h, maint));
-      // The domain's own place on its source does not count against the target.
-      const pl = placements(this.d.domains.list().filter((d) => d !== xd));
-      const req = request(xd);
-      let target: string | undefined;
-      if (m.spec.targetHost) {
-        const h = hosts.find((x) => x.name === m.spec.targetHost);
-        if (!h) return this.finish(m, "Failed", `target host ${m.spec.targetHost} does not exist`);
-        if (h.name === source) return this.finish(m, "Failed", `the domain already runs on ${source}`);
-        const why = unfit(req, h, pl.get(h.name) ?? []);
-        if (why) return this.finish(m, "Failed", `migration to ${h.name} refused: ${why}`);
-        target = h.name;
-      } else {
-        const candidates = hosts.filter((h) => h.name !== source && targetHasInboundRoom(all, h.name, limits, key));
-        const decision = place(req, candidates, pl);
-        if (!decision.host) {
-          if (candidates.length < hosts.length - 1) return { requeueAfterMs: 2000 }; // Some hosts are only busy: wait.
-          return this.finish(
-            m,
-            "Failed",
-            `no host can take ${m.spec.domain}: ${"message" in decision ? decision.message : ""}`,
-          );
-        }
-        target = decision.host;
-      }
-      if (!targetHasInboundRoom(all, target, limits, key)) return { requeueAfterMs: 2000 };
-      return this.setPhase(m, "PreparingTarget", { targetHost: target });
-    }
-
-    return this.advance(m, v, xd, limits);
+    const policy = this.d.policies.get("default")?.spec;
+    const scheduling = v.phase === "Scheduling";
+    const { migratable, why } = reportedMigratability(xd?.status);
+    const maint = scheduling ? this.d.maintenances.list() : [];
+    return {
+      migration: v,
+      namespace: m.metadata.namespace ?? "",
+      domainName: m.spec.domain,
+      bandwidthMiBps: m.spec.bandwidthMiBps,
+      domain: xd && {
+        host: xd.status?.host,
+        phase: xd.status?.phase ?? "Pending",
+        uuid: xd.status?.uuid,
+        memoryMiB: xd.status?.memoryMiB,
+        migratable,
+        notMigratableWhy: why,
+        bandwidthMiBps: xd.spec.migration?.bandwidthMiBps,
+        autoConverge: xd.spec.migration?.autoConverge,
+        request: request(xd),
+      },
+      all: this.currentViews(),
+      limits: this.limits(),
+      policy: { bandwidthMiBps: policy?.bandwidthMiBps, autoConverge: policy?.autoConverge },
+      // Only target choice reads the hosts; the domain's own place on its source does not count against the target.
+      hosts: scheduling ? this.d.hosts.list().map((h) => hostView(h, maint)) : [],
+      placements: scheduling ? placements(this.d.domains.list().filter((d) => d !== xd)) : new Map(),
+    };
   }
 
   private async advance(

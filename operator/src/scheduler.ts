@@ -5,14 +5,7 @@
 // Scheduled=False with the reasons counted per cause, and is retried
 // whenever a host changes.
 import { randomUUID } from "node:crypto";
-import {
-  DOMAIN_FINALIZER,
-  resources,
-  stableMac,
-  type XenDomain,
-  type XenHost,
-  type XenMaintenance,
-} from "@kubexen/crds";
+import { DOMAIN_FINALIZER, resources, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
 import {
   addFinalizer,
   type Condition,
@@ -21,18 +14,11 @@ import {
   type KubeClient,
   type Logger,
   type ReconcileResult,
-  setCondition,
 } from "@kubexen/sdk";
 import type { OperatorMetrics } from "./metrics.ts";
-import {
-  assume,
-  DEFAULT_OVERCOMMIT,
-  type HostView,
-  type OvercommitPolicy,
-  type Placements,
-  place,
-} from "./placement.ts";
+import { DEFAULT_OVERCOMMIT, type HostView, type OvercommitPolicy } from "./placement.ts";
 import { PlacementIndex } from "./placement-index.ts";
+import { assumedPlacements, bindingStatus, decideSchedule, withAssumed } from "./scheduler-plan.ts";
 import { hostView, placed, request } from "./views.ts";
 
 export { DOMAIN_FINALIZER };
@@ -87,22 +73,13 @@ export class Scheduler {
     }
     if (this.assumed.has(key)) return undefined;
     // Bound domains from the index, plus the bindings written but not seen yet.
-    const assumedOn: Placements = new Map();
-    for (const [k, host] of this.assumed) {
-      const obj = d.domains.get(k);
-      if (!obj || obj.status?.host) {
-        this.assumed.delete(k);
-        continue;
-      }
-      assume(assumedOn, host, placed(obj));
-    }
-    const current = {
-      get: (host: string) => {
-        const extra = assumedOn.get(host);
-        const base = this.index.get(host);
-        return extra ? [...(base ?? []), ...extra] : base;
-      },
-    };
+    const pending = assumedPlacements(
+      [...this.assumed].map(([k, host]) => {
+        const obj = d.domains.get(k);
+        return { key: k, host, domain: obj && { bound: !!obj.status?.host, placed: placed(obj) } };
+      }),
+    );
+    for (const k of pending.forget) this.assumed.delete(k);
     const inMaintenance = new Set(d.maintenances.list().map((m) => m.spec.host));
     const hosts = d.hosts.list().map((h) => {
       // A host's view changes only with its object (the informer replaces it on every update).
@@ -113,36 +90,32 @@ export class Scheduler {
       }
       return inMaintenance.has(v.name) ? { ...v, inMaintenance: true } : v;
     });
-    const decision = place(request(xd), hosts, current, d.policy ?? DEFAULT_OVERCOMMIT);
-    const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
-    const conds = (xd.status?.conditions ?? []) as Condition[];
-    if ("message" in decision) {
-      const conditions = setCondition(
-        conds.filter((c) => c.type === "Scheduled"),
-        {
-          type: "Scheduled",
-          status: "False",
-          reason: "Unschedulable",
-          message: decision.message,
-          observedGeneration: xd.metadata.generation,
-        },
-      );
+    const decision = decideSchedule({
+      request: request(xd),
+      hosts,
+      placements: withAssumed(this.index, pending.placements),
+      policy: d.policy ?? DEFAULT_OVERCOMMIT,
+      conditions: (xd.status?.conditions ?? []) as Condition[],
+      generation: xd.metadata.generation,
+      lastMessage: this.lastMessage.get(key),
+    });
+    if (decision.kind === "unschedulable") {
       await d.client.applyStatus(
         resources.xenDomains,
         {
           apiVersion: "kubexen.io/v1alpha1",
           kind: "XenDomain",
-          metadata: meta,
-          status: { phase: "Unschedulable", unschedulableReasons: decision.reasons, conditions },
+          metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+          status: decision.status,
         },
         SCHEDULER_MANAGER,
       );
       d.metrics?.schedulingDecisions.inc({ result: "unschedulable" });
-      if (this.lastMessage.get(key) !== decision.message) {
+      if (decision.recordEvent) {
         this.lastMessage.set(key, decision.message);
         await d.events.record(xd, "Warning", "FailedScheduling", "Schedule", decision.message);
       }
-      return { requeueAfterMs: 60_000 };
+      return { requeueAfterMs: decision.requeueAfterMs };
     }
     // Assumed before any await: concurrent decisions (several workers) see this one at once.
     this.assumed.set(key, decision.host);
@@ -161,34 +134,21 @@ export class Scheduler {
 
   private async bind(xd: XenDomain, host: string): Promise<void> {
     const { d } = this;
-    const meta = { name: xd.metadata.name, namespace: xd.metadata.namespace };
-    const conds = (xd.status?.conditions ?? []) as Condition[];
     // Set at admission where the cluster has the policy (crds/src/admission.ts): then this writes nothing.
     await addFinalizer(d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
-    const uuid = xd.status?.uuid ?? randomUUID();
-    const interfaces = (xd.spec.networks ?? []).map((n, index) => ({
-      index,
-      mac: n.mac ?? stableMac(uuid, index),
-      bridge: n.bridge,
-    }));
-    const conditions = setCondition(
-      conds.filter((c) => c.type === "Scheduled"),
-      {
-        type: "Scheduled",
-        status: "True",
-        reason: "Bound",
-        message: `bound to ${host}`,
-        observedGeneration: xd.metadata.generation,
-      },
-    );
-    // Omitting phase and unschedulableReasons releases them: the agent reports from here on.
     await d.client.applyStatus(
       resources.xenDomains,
       {
         apiVersion: "kubexen.io/v1alpha1",
         kind: "XenDomain",
-        metadata: meta,
-        status: { host, uuid, interfaces, conditions },
+        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        status: bindingStatus({
+          host,
+          uuid: xd.status?.uuid ?? randomUUID(),
+          networks: xd.spec.networks,
+          conditions: (xd.status?.conditions ?? []) as Condition[],
+          generation: xd.metadata.generation,
+        }),
       },
       SCHEDULER_MANAGER,
     );

@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 import type { XenDomain } from "@kubexen/crds";
 import fc from "fast-check";
 import { fenceVerdict } from "../src/fencing.ts";
-import { haAction } from "../src/ha.ts";
+import { haDomain } from "../src/ha.ts";
+import { haAction } from "../src/ha-plan.ts";
 import { DEFAULT_LIMITS, type MigrationView, step } from "../src/migration-plan.ts";
 
 const renew = "2026-01-01T00:00:00Z";
@@ -72,17 +73,20 @@ const xd = (runStrategy: string, status: Record<string, unknown> = {}, deleting 
 
 describe("HA action per domain on a fenced host", () => {
   it("restarts Always and RerunOnFailure, marks Once and Manual failed, leaves the rest", () => {
-    assert.equal(haAction(xd("Always"), false).kind, "restart");
-    assert.equal(haAction(xd("RerunOnFailure"), false).kind, "restart");
-    assert.equal(haAction(xd("RerunOnFailure", { phase: "Succeeded", state: "absent" }), false).kind, "none");
-    assert.equal(haAction(xd("RerunOnFailure", { phase: "Succeeded" }), false).kind, "none");
-    assert.equal(haAction(xd("Once"), false).kind, "markFailed");
-    assert.equal(haAction(xd("Manual"), false).kind, "markFailed");
-    assert.equal(haAction(xd("Halted"), false).kind, "none");
-    assert.equal(haAction(xd("Always"), true).kind, "none", "a migration under way settles first");
-    assert.equal(haAction(xd("Always", {}, true), false).kind, "none", "deletion is the finalizer's");
-    assert.equal(haAction(xd("Always", { phase: "CrashLoopBackOff", state: "absent" }), false).kind, "restart");
-    assert.equal(haAction(xd("Always", { host: undefined }), false).kind, "none", "already released");
+    assert.equal(haAction(haDomain(xd("Always")), false).kind, "restart");
+    assert.equal(haAction(haDomain(xd("RerunOnFailure")), false).kind, "restart");
+    assert.equal(haAction(haDomain(xd("RerunOnFailure", { phase: "Succeeded", state: "absent" })), false).kind, "none");
+    assert.equal(haAction(haDomain(xd("RerunOnFailure", { phase: "Succeeded" })), false).kind, "none");
+    assert.equal(haAction(haDomain(xd("Once")), false).kind, "markFailed");
+    assert.equal(haAction(haDomain(xd("Manual")), false).kind, "markFailed");
+    assert.equal(haAction(haDomain(xd("Halted")), false).kind, "none");
+    assert.equal(haAction(haDomain(xd("Always")), true).kind, "none", "a migration under way settles first");
+    assert.equal(haAction(haDomain(xd("Always", {}, true)), false).kind, "none", "deletion is the finalizer's");
+    assert.equal(
+      haAction(haDomain(xd("Always", { phase: "CrashLoopBackOff", state: "absent" })), false).kind,
+      "restart",
+    );
+    assert.equal(haAction(haDomain(xd("Always", { host: undefined })), false).kind, "none", "already released");
   });
 });
 

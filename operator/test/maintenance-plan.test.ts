@@ -5,8 +5,11 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
   admitMaintenances,
+  type DrainAction,
   type DrainDomain,
+  type DrainFacts,
   drainActions,
+  drainReport,
   etaSeconds,
   MAX_ATTEMPTS,
 } from "../src/maintenance-plan.ts";
@@ -147,6 +150,139 @@ describe("drain ETA", () => {
         1,
       ),
       12,
+    );
+  });
+});
+
+describe("drain report (drainReport)", () => {
+  const NOW = Date.parse("2030-01-01T00:00:00Z");
+  const facts = (o: Partial<DrainFacts> = {}): DrainFacts => ({
+    host: "xen-1",
+    remainingMiB: [],
+    actions: [],
+    migrations: [],
+    restartedDomains: [],
+    previous: {},
+    nowMs: NOW,
+    ...o,
+  });
+  const blocked = (name: string): DrainAction => ({ kind: "blocked", domainKey: `ns/${name}`, reason: "why" });
+
+  it("reports Drained once the host is empty and no migration is in flight, keeping its first times", () => {
+    const r = drainReport(
+      facts({
+        migrations: [
+          { domain: "a", phase: "Succeeded", memoryMiB: 512, seconds: 4 },
+          { domain: "a", phase: "Failed", memoryMiB: 512, seconds: Number.NaN },
+          { domain: "b", phase: "Succeeded", memoryMiB: 512, seconds: 4 },
+        ],
+        restartedDomains: [{ namespace: "ns", name: "c" }],
+        previous: { total: 3, startTime: "2029-12-31T23:59:00Z" },
+      }),
+    );
+    assert.deepEqual(r, {
+      phase: "Drained",
+      mode: "Ready",
+      status: {
+        phase: "Drained",
+        message: "xen-1 is empty: 2 migrated, 1 restarted",
+        total: 3,
+        remaining: 0,
+        migrated: 2,
+        restarted: 1,
+        restartedDomains: [{ namespace: "ns", name: "c" }],
+        blocked: 0,
+        blockedDomains: [],
+        startTime: "2029-12-31T23:59:00Z",
+        completionTime: "2030-01-01T00:00:00Z",
+        eta: undefined,
+      },
+      requeueAfterMs: 30_000,
+    });
+    assert.equal(
+      drainReport(facts({ previous: { completionTime: "2029-12-31T23:59:30Z" } })).status.completionTime,
+      "2029-12-31T23:59:30Z",
+    );
+  });
+
+  it("is not settled while a migration it started is in flight, even with the host empty", () => {
+    const r = drainReport(facts({ migrations: [{ domain: "a", phase: "Transferring", memoryMiB: 512, seconds: 0 }] }));
+    assert.equal(r.phase, "Draining");
+    assert.equal(r.mode, "Reconciling");
+    assert.equal(r.status.completionTime, undefined);
+    assert.equal(r.requeueAfterMs, 2000);
+  });
+
+  it("reports Blocked when only blocked domains remain, with each reason", () => {
+    const r = drainReport(facts({ remainingMiB: [512, 256], actions: [blocked("x"), blocked("y")] }));
+    assert.equal(r.phase, "Blocked");
+    assert.equal(r.mode, "Stalled");
+    assert.equal(r.status.message, "2 domains cannot be evicted (see blockedDomains)");
+    assert.deepEqual(r.status.blockedDomains, [
+      { namespace: "ns", name: "x", reason: "why" },
+      { namespace: "ns", name: "y", reason: "why" },
+    ]);
+    assert.equal(r.requeueAfterMs, 10_000);
+    assert.equal(r.status.startTime, "2030-01-01T00:00:00Z", "the first report starts the clock");
+  });
+
+  it("reports progress with an ETA from the measured migrations", () => {
+    const r = drainReport(
+      facts({
+        remainingMiB: [1024, 1024],
+        actions: [blocked("x")],
+        migrations: [{ domain: "a", phase: "Succeeded", memoryMiB: 1024, seconds: 8 }],
+        policy: { parallelOutboundMigrationsPerHost: 1 },
+      }),
+    );
+    assert.equal(r.phase, "Draining");
+    assert.equal(r.status.message, "2 domains left on xen-1 (2048 MiB)");
+    assert.equal(r.status.eta, "2030-01-01T00:00:16Z", "16 s: 2048 MiB at 8 s per GiB, one at a time");
+    assert.equal(r.status.total, 2);
+    assert.equal(drainReport(facts({ remainingMiB: [1024] })).status.eta, undefined, "nothing measured yet");
+  });
+
+  it("keeps its counts consistent whatever the mix (property)", () => {
+    const phases = ["Pending", "Scheduling", "Transferring", "Succeeded", "Failed", "Aborted"];
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 4096 }), { maxLength: 8 }),
+        fc.array(fc.boolean(), { maxLength: 8 }),
+        fc.array(fc.record({ domain: fc.constantFrom("a", "b", "c"), phase: fc.constantFrom(...phases) }), {
+          maxLength: 8,
+        }),
+        fc.nat({ max: 10 }),
+        fc.nat({ max: 3 }),
+        (mem, isBlocked, ms, prevTotal, restarted) => {
+          const actions: DrainAction[] = mem.map((_, i) =>
+            isBlocked[i] ? blocked(`d${i}`) : { kind: "inProgress", domainKey: `ns/d${i}` },
+          );
+          const r = drainReport(
+            facts({
+              remainingMiB: mem,
+              actions,
+              migrations: ms.map((m) => ({ ...m, memoryMiB: 512, seconds: 2 })),
+              restartedDomains: Array.from({ length: restarted }, (_, i) => ({ namespace: "ns", name: `r${i}` })),
+              previous: { total: prevTotal },
+            }),
+          );
+          const s = r.status;
+          assert.equal(s.remaining, mem.length);
+          assert.equal(s.total, Math.max(prevTotal, mem.length));
+          assert.ok(s.total >= s.remaining);
+          assert.equal(s.blocked, actions.filter((a) => a.kind === "blocked").length);
+          assert.equal(s.blockedDomains.length, s.blocked);
+          assert.equal(s.restarted, restarted);
+          assert.ok(s.migrated <= new Set(ms.map((m) => m.domain)).size);
+          const inFlight = ms.some((m) => !["Succeeded", "Failed", "Aborted"].includes(m.phase));
+          assert.equal(r.phase === "Drained", mem.length === 0 && !inFlight);
+          if (r.phase === "Blocked") assert.ok(s.blocked === s.remaining && s.remaining > 0 && !inFlight);
+          assert.equal(r.mode, { Drained: "Ready", Blocked: "Stalled", Draining: "Reconciling" }[r.phase]);
+          assert.equal(s.completionTime !== undefined, r.phase === "Drained");
+          if (r.phase === "Drained") assert.equal(s.eta, undefined);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

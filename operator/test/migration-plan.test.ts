@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
+  type AdmissionFacts,
   admit,
   completionTimeoutSeconds,
   DEFAULT_LIMITS,
@@ -11,11 +12,14 @@ import {
   isActive,
   isStaged,
   isStreaming,
+  type MigratingDomain,
   type MigrationView,
   mayStream,
+  planAdmission,
   step,
   targetHasInboundRoom,
 } from "../src/migration-plan.ts";
+import { type DomainRequest, type HostView, type PlacedDomain, unfit } from "../src/placement.ts";
 
 const mv = (key: string, o: Partial<MigrationView> = {}): MigrationView => ({
   key,
@@ -214,5 +218,267 @@ describe("steps", () => {
       step(mv("m", { phase: "PreparingTarget", targetHost: "b", preparingMs: 0 }), now, L).kind;
     assert.equal(prep(100_000), "wait");
     assert.equal(prep(151_000), "fail");
+  });
+});
+
+describe("admission and target choice (planAdmission)", () => {
+  const host = (name: string, o: Partial<HostView> = {}): HostView => ({
+    name,
+    ready: true,
+    unschedulable: false,
+    inMaintenance: false,
+    labels: {},
+    cpus: 8,
+    memoryMiB: 8192,
+    guestTypes: ["pv", "pvh", "hvm"],
+    pciAssignable: [],
+    ...o,
+  });
+  const request: DomainRequest = {
+    namespace: "ns",
+    name: "web",
+    labels: {},
+    memoryMiB: 1024,
+    vcpus: 2,
+    pciDevices: [],
+    type: "pvh",
+    hostSelector: {},
+    antiAffinity: [],
+  };
+  const dom = (o: Partial<MigratingDomain> = {}): MigratingDomain => ({
+    host: "a",
+    phase: "Running",
+    uuid: "u-1",
+    memoryMiB: 1024,
+    migratable: true,
+    request,
+    ...o,
+  });
+  const facts = (o: Partial<AdmissionFacts> = {}, m: Partial<MigrationView> = {}): AdmissionFacts => {
+    const migration = mv("m", { domain: "ns/web", ...m });
+    return {
+      migration,
+      namespace: "ns",
+      domainName: "web",
+      domain: dom(),
+      all: [migration],
+      limits: DEFAULT_LIMITS,
+      policy: {},
+      hosts: [host("a"), host("b"), host("c")],
+      placements: new Map(),
+      ...o,
+    };
+  };
+  const scheduling = (o: Partial<AdmissionFacts> = {}, m: Partial<MigrationView> = {}) =>
+    facts(o, { phase: "Scheduling", ...m });
+
+  it("fails fast for a domain that is missing, stopped or not migratable, and waits for one that settles", () => {
+    assert.deepEqual(planAdmission(facts({ domain: undefined })), {
+      kind: "fail",
+      reason: "XenDomain web does not exist in ns",
+    });
+    for (const phase of ["Pending", "Scheduling", "Starting", "Restoring", "Migrating"] as const)
+      assert.deepEqual(planAdmission(facts({ domain: dom({ phase }) })), { kind: "requeue", afterMs: 1000 }, phase);
+    assert.deepEqual(planAdmission(facts({ domain: dom({ host: undefined }) })), { kind: "requeue", afterMs: 1000 });
+    assert.deepEqual(planAdmission(facts({ domain: dom({ phase: "Stopped" }) })), {
+      kind: "fail",
+      reason: "XenDomain web is not running (phase Stopped)",
+    });
+    assert.deepEqual(
+      planAdmission(facts({ domain: dom({ migratable: false, notMigratableWhy: "passes through 01:00.0" }) })),
+      {
+        kind: "fail",
+        reason: "XenDomain web cannot live-migrate: passes through 01:00.0",
+      },
+    );
+    assert.deepEqual(planAdmission(facts({ domain: dom({ migratable: false }) })), {
+      kind: "fail",
+      reason: "XenDomain web cannot live-migrate: not migratable",
+    });
+  });
+
+  it("stages an admitted one with the most specific settings, and waits while the limits are full", () => {
+    assert.deepEqual(planAdmission(facts()), {
+      kind: "setPhase",
+      phase: "Scheduling",
+      fields: { sourceHost: "a", domainUUID: "u-1", memoryMiB: 1024, bandwidthMiBps: 0, autoConverge: false },
+    });
+    const fields = (o: Partial<AdmissionFacts>, d: Partial<MigratingDomain> = {}) => {
+      const a = planAdmission(facts({ ...o, domain: dom(d) }));
+      assert.equal(a.kind, "setPhase");
+      return a.kind === "setPhase" ? a.fields : {};
+    };
+    const policy = { bandwidthMiBps: 100, autoConverge: true };
+    assert.equal(fields({ policy }).bandwidthMiBps, 100);
+    assert.equal(fields({ policy }).autoConverge, true);
+    assert.equal(fields({ policy }, { bandwidthMiBps: 50, autoConverge: false }).bandwidthMiBps, 50);
+    assert.equal(fields({ policy }, { autoConverge: false }).autoConverge, false);
+    assert.equal(fields({ policy, bandwidthMiBps: 10 }, { bandwidthMiBps: 50 }).bandwidthMiBps, 10);
+    // The cluster's one slot is held by another staged migration.
+    const busy = mv("other", { phase: "Scheduling", domain: "ns/x", sourceHost: "c" });
+    const m = mv("m", { domain: "ns/web" });
+    assert.deepEqual(planAdmission(facts({ all: [busy, m], limits: { ...DEFAULT_LIMITS, cluster: 1 } })), {
+      kind: "requeue",
+      afterMs: 2000,
+    });
+  });
+
+  it("lets placement choose a target other than the source, among hosts with inbound room", () => {
+    const a = planAdmission(scheduling({ hosts: [host("a"), host("b", { memoryMiB: 4096 }), host("c")] }));
+    assert.deepEqual(a, { kind: "setPhase", phase: "PreparingTarget", fields: { targetHost: "c" } });
+    // c is full of incoming migrations: b, though it scores lower.
+    const m = mv("m", { phase: "Scheduling", domain: "ns/web" });
+    const inbound = [
+      mv("i1", { phase: "Transferring", targetHost: "c" }),
+      mv("i2", { phase: "Transferring", targetHost: "c" }),
+    ];
+    assert.deepEqual(
+      planAdmission(
+        scheduling({ all: [m, ...inbound], hosts: [host("a"), host("b", { memoryMiB: 4096 }), host("c")] }),
+      ),
+      { kind: "setPhase", phase: "PreparingTarget", fields: { targetHost: "b" } },
+    );
+    // Only c could take it and c is busy: wait rather than fail.
+    assert.deepEqual(
+      planAdmission(scheduling({ all: [m, ...inbound], hosts: [host("a"), host("b", { ready: false }), host("c")] })),
+      { kind: "requeue", afterMs: 2000 },
+    );
+    assert.deepEqual(
+      planAdmission(
+        scheduling({ hosts: [host("a"), host("b", { ready: false }), host("c", { unschedulable: true })] }),
+      ),
+      {
+        kind: "fail",
+        reason: "no host can take web: 0/2 hosts available: 1 cordoned, 1 not ready",
+      },
+    );
+    assert.deepEqual(planAdmission(scheduling({ domain: dom({ host: undefined }) })), {
+      kind: "fail",
+      reason: "XenDomain web went away",
+    });
+    assert.deepEqual(planAdmission(scheduling({ domain: undefined })), {
+      kind: "fail",
+      reason: "XenDomain web went away",
+    });
+  });
+
+  it("checks a requested target", () => {
+    const to = (t: string, o: Partial<AdmissionFacts> = {}) => planAdmission(scheduling(o, { requestedTarget: t }));
+    assert.deepEqual(to("b"), { kind: "setPhase", phase: "PreparingTarget", fields: { targetHost: "b" } });
+    assert.deepEqual(to("z"), { kind: "fail", reason: "target host z does not exist" });
+    assert.deepEqual(to("a"), { kind: "fail", reason: "the domain already runs on a" });
+    assert.deepEqual(to("b", { hosts: [host("a"), host("b", { memoryMiB: 512 })] }), {
+      kind: "fail",
+      reason: "migration to b refused: insufficient memory",
+    });
+    const m = mv("m", { phase: "Scheduling", domain: "ns/web", requestedTarget: "b" });
+    const inbound = [
+      mv("i1", { phase: "PreparingTarget", targetHost: "b" }),
+      mv("i2", { phase: "Transferring", targetHost: "b" }),
+    ];
+    assert.deepEqual(to("b", { all: [m, ...inbound] }), { kind: "requeue", afterMs: 2000 }, "busy, not refused");
+  });
+
+  it("leaves a migration that moved on to the other half of the controller", () => {
+    for (const phase of ["PreparingTarget", "Transferring", "Succeeded"] as const)
+      assert.deepEqual(planAdmission(facts({}, { phase })), { kind: "requeue", afterMs: 10 });
+  });
+
+  it("never picks the source, a host that cannot take the domain, or one without inbound room (property)", () => {
+    const names = ["a", "b", "c", "d"];
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            ready: fc.boolean(),
+            unschedulable: fc.boolean(),
+            memoryMiB: fc.constantFrom(512, 2048, 8192),
+            used: fc.constantFrom(0, 1024, 4096),
+          }),
+          { minLength: names.length, maxLength: names.length },
+        ),
+        fc.array(
+          fc.record({
+            target: fc.constantFrom(...names),
+            phase: fc.constantFrom("Scheduling", "PreparingTarget", "Transferring", "Failed"),
+          }),
+          {
+            maxLength: 6,
+          },
+        ),
+        fc.option(fc.constantFrom(...names, "zz"), { nil: undefined }),
+        fc.integer({ min: 1, max: 3 }),
+        (hs, others, requested, inbound) => {
+          const hosts = hs.map((h, i) =>
+            host(names[i] ?? "", { ready: h.ready, unschedulable: h.unschedulable, memoryMiB: h.memoryMiB }),
+          );
+          const placements = new Map<string, PlacedDomain[]>(
+            hs.map((h, i) => [names[i] ?? "", h.used ? [{ ...request, name: `p${i}`, memoryMiB: h.used }] : []]),
+          );
+          const m = mv("m", { phase: "Scheduling", domain: "ns/web", requestedTarget: requested });
+          const all = [
+            m,
+            ...others.map((o, i) =>
+              mv(`o${i}`, { domain: `ns/o${i}`, phase: o.phase, sourceHost: "x", targetHost: o.target }),
+            ),
+          ];
+          const limits = { ...DEFAULT_LIMITS, inboundPerHost: inbound };
+          const a = planAdmission(scheduling({ all, hosts, placements, limits }, { requestedTarget: requested }));
+          const room = (t: string) => targetHasInboundRoom(all, t, limits, "m");
+          const fits = (t: string) => {
+            const h = hosts.find((x) => x.name === t);
+            return !!h && !unfit(request, h, placements.get(t) ?? []);
+          };
+          if (a.kind === "setPhase") {
+            assert.equal(a.phase, "PreparingTarget");
+            const t = String(a.fields.targetHost);
+            assert.notEqual(t, "a");
+            assert.ok(fits(t) && room(t));
+            if (requested) assert.equal(t, requested);
+          } else if (a.kind === "requeue") {
+            assert.equal(a.afterMs, 2000);
+            // Waiting is only ever for room: some host that would do lacks it.
+            assert.ok(names.some((t) => t !== "a" && !room(t)));
+          } else {
+            // A failure is final: no host but the source fits, whatever room frees later.
+            if (requested) assert.ok(requested === "a" || !fits(requested));
+            else assert.ok(names.every((t) => t === "a" || !fits(t)));
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("stages a Pending one only when it is admitted (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            phase: fc.constantFrom("Pending", "Scheduling", "PreparingTarget", "Transferring"),
+            src: fc.constantFrom("a", "b"),
+          }),
+          {
+            maxLength: 8,
+          },
+        ),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 3 }),
+        (ms, cluster, outbound) => {
+          const m = mv("m", { domain: "ns/web" });
+          const all = [
+            m,
+            ...ms.map((o, i) =>
+              mv(`o${i}`, { domain: `ns/o${i}`, phase: o.phase, sourceHost: o.src, createdMs: i - 4 }),
+            ),
+          ];
+          const limits = { ...DEFAULT_LIMITS, cluster, outboundPerHost: outbound };
+          const a = planAdmission(facts({ all, limits }));
+          assert.equal(a.kind === "setPhase", admit(all, limits).includes("m"));
+          if (a.kind !== "setPhase") assert.deepEqual(a, { kind: "requeue", afterMs: 2000 });
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
