@@ -13,7 +13,6 @@ import {
   HypervisorError,
 } from "@kubexen/hypervisor";
 import {
-  type Condition,
   type EventRecorder,
   type Informer,
   jsonEqual,
@@ -239,7 +238,7 @@ export class DomainController {
     const { d } = this;
     const cur = xd.status ?? {};
     const gen = xd.metadata.generation;
-    const ownConds = (cur.conditions ?? []).filter((c) => AGENT_CONDITIONS.has(c.type)) as Condition[];
+    const ownConds = (cur.conditions ?? []).filter((c) => AGENT_CONDITIONS.has(c.type));
     let conds = ownConds;
     const running =
       phase === "Running" || phase === "Paused" || phase === "Saved" || phase === "Stopped" || phase === "Succeeded";

@@ -11,7 +11,6 @@ import type { TLSSocket } from "node:tls";
 import { resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import { type Hypervisor, MigrationError } from "@kubexen/hypervisor";
 import {
-  type Condition,
   type EventRecorder,
   errorMessage,
   getCondition,
@@ -43,7 +42,7 @@ export interface MigrationRoleDeps {
 }
 
 const ACTIVE = new Set(["PreparingTarget", "Transferring"]);
-const conds = (m: XenMigration) => (m.status?.conditions ?? []) as Condition[];
+const conds = (m: XenMigration) => m.status?.conditions ?? [];
 
 export class MigrationRoles implements Admission {
   private readonly d: MigrationRoleDeps;

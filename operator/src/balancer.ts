@@ -17,7 +17,6 @@ import {
   type XenMigration,
 } from "@kubexen/crds";
 import {
-  type Condition,
   type EventRecorder,
   type Informer,
   type KubeClient,
@@ -244,7 +243,7 @@ export class BalancerController {
     message: string,
   ): Promise<ReconcileResult> {
     const gen = b.metadata.generation;
-    const list = b.status?.conditions as Condition[] | undefined;
+    const list = b.status?.conditions;
     const conds =
       mode === "Ready" ? markReady(list, gen, reason, message) : markReconciling(list, gen, reason, message);
     const status = { ...(b.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };

@@ -4,11 +4,10 @@
 // passed since the last renewal, plus a margin for clock skew; or at once when
 // the administrator declares the host out of service.
 import type { XenHost } from "@kubexen/crds";
-import { type Condition, getCondition } from "@kubexen/sdk";
+import { getCondition } from "@kubexen/sdk";
 
 /** Whether host health has declared the host fenced (the Fenced condition fenceVerdict decides). */
-export const isFenced = (h: XenHost | undefined) =>
-  getCondition(h?.status?.conditions as Condition[] | undefined, "Fenced")?.status === "True";
+export const isFenced = (h: XenHost | undefined) => getCondition(h?.status?.conditions, "Fenced")?.status === "True";
 
 export interface LeaseView {
   renewTime?: string;

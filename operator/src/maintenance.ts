@@ -17,7 +17,6 @@ import {
 } from "@kubexen/crds";
 import {
   addFinalizer,
-  type Condition,
   type EventRecorder,
   getCondition,
   hasFinalizer,
@@ -184,7 +183,7 @@ export class MaintenanceController {
     const maints = this.d.maintenances.list().filter((x) => !x.metadata.deletionTimestamp);
     const hosts = this.d.hosts.list().map((h) => ({
       name: h.metadata.name ?? "",
-      ready: getCondition(h.status?.conditions as Condition[] | undefined, "Ready")?.status === "True",
+      ready: getCondition(h.status?.conditions, "Ready")?.status === "True",
       memoryMiB: h.status?.allocatable?.memoryMiB ?? 0,
       cpus: h.status?.allocatable?.cpus ?? 0,
     }));
@@ -359,7 +358,7 @@ export class MaintenanceController {
     const message = String(fields.message ?? "");
     const gen = m.metadata.generation;
     const mark = { Ready: markReady, Reconciling: markReconciling, Stalled: markStalled }[mode];
-    const conds = mark(m.status?.conditions as Condition[] | undefined, gen, String(fields.phase), message);
+    const conds = mark(m.status?.conditions, gen, String(fields.phase), message);
     const status = { ...(m.status ?? {}), ...fields, observedGeneration: gen, conditions: conds };
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
     if (m.status && jsonEqual(m.status, status)) return undefined;

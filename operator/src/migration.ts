@@ -14,7 +14,6 @@ import {
   type XenMigrationPolicy,
 } from "@kubexen/crds";
 import {
-  type Condition,
   type EventRecorder,
   getCondition,
   type Informer,
@@ -62,7 +61,7 @@ export const NO_MIGRATION_CA =
   "the operator runs without the migration CA (--migration-ca-cert, --migration-ca-key): it cannot sign the token the target agent requires";
 
 const report = (m: XenMigration, type: string) => {
-  const c = getCondition(m.status?.conditions as Condition[] | undefined, type);
+  const c = getCondition(m.status?.conditions, type);
   return c ? { status: c.status as "True" | "False", reason: c.reason, message: c.message } : undefined;
 };
 

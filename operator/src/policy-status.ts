@@ -9,7 +9,6 @@ import {
   type XenMigrationPolicyStatus,
 } from "@kubexen/crds";
 import {
-  type Condition,
   type Informer,
   jsonEqual,
   type KubeClient,
@@ -48,7 +47,7 @@ export class PolicyStatus {
     const p = this.d.policies.get(key);
     if (!p) return undefined;
     const gen = p.metadata.generation;
-    const old = p.status?.conditions as Condition[] | undefined;
+    const old = p.status?.conditions;
     const conditions = setCondition(old, {
       type: "Ready",
       status: "True",

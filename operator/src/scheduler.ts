@@ -8,7 +8,6 @@ import { randomUUID } from "node:crypto";
 import { DOMAIN_FINALIZER, resources, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
 import {
   addFinalizer,
-  type Condition,
   type EventRecorder,
   type Informer,
   type KubeClient,
@@ -95,7 +94,7 @@ export class Scheduler {
       hosts,
       placements: withAssumed(this.index, pending.placements),
       policy: d.policy ?? DEFAULT_OVERCOMMIT,
-      conditions: (xd.status?.conditions ?? []) as Condition[],
+      conditions: xd.status?.conditions ?? [],
       generation: xd.metadata.generation,
       lastMessage: this.lastMessage.get(key),
     });
@@ -146,7 +145,7 @@ export class Scheduler {
           host,
           uuid: xd.status?.uuid ?? randomUUID(),
           networks: xd.spec.networks,
-          conditions: (xd.status?.conditions ?? []) as Condition[],
+          conditions: xd.status?.conditions ?? [],
           generation: xd.metadata.generation,
         }),
       },
