@@ -3,10 +3,17 @@
 // (unit tests and integration tests against real control planes).
 //   node scripts/test.ts [path filter...]   only test files whose path contains a filter
 import { spawnSync } from "node:child_process";
-import { globSync } from "node:fs";
+import { globSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+// --unit: only tests of pure logic, which start no API server, Xen host, container or process of ours.
+const unit = args.includes("--unit");
+const filters = args.filter((a) => a !== "--unit");
+
+/** What makes a test file an integration test: it starts real servers, hosts, containers or our programs. */
+const REAL_PARTS =
+  /ControlPlane|startCluster|XenLab|useContainerApi|startSimFleet|run(Scale|Migration|Drain|LabMigration)\(|(demo|main)\.ts/;
 
 function step(name: string, cmd: string, args: string[]): void {
   const t0 = Date.now();
@@ -18,13 +25,14 @@ function step(name: string, cmd: string, args: string[]): void {
   console.log(`${name}: ok in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-if (filters.length === 0) {
+if (filters.length === 0 && !unit) {
   step("biome", "biome", ["ci", "--reporter=summary", "."]);
   step("typecheck", "tsc", ["-p", "tsconfig.json"]);
 }
 
 const files = globSync("*/test/**/*.test.ts", { exclude: (p) => p.includes("node_modules") })
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .filter((f) => !unit || !REAL_PARTS.test(readFileSync(f, "utf8")))
   .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
