@@ -28,6 +28,7 @@ import {
   rfc3339,
 } from "@kubexen/sdk";
 import { type BalanceDomain, type BalanceHost, planBalance } from "./balancer-plan.ts";
+import type { OperatorContext } from "./context.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { isFinishedPhase } from "./migration-plan.ts";
 import { hostView, request } from "./views.ts";
@@ -259,3 +260,27 @@ export class BalancerController {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** The balancer: XenBalancer default; CPU samples accumulate from every status the agents write. */
+export function setupBalancer(c: OperatorContext): BalancerController {
+  const balancer = new BalancerController({
+    client: c.mgr.client,
+    balancers: c.balancers,
+    domains: c.domains,
+    hosts: c.hosts,
+    migrations: c.migrations,
+    maintenances: c.maintenances,
+    events: c.mgr.events,
+    log: c.log,
+    metrics: c.metrics,
+  });
+  c.domains.addHandler((ev) => {
+    if (ev.type === "delete") balancer.rates.forget(ev.obj.status?.uuid ?? "");
+    else balancer.rates.observe(ev.obj);
+  });
+  c.mgr
+    .controller("balancer", (k) => balancer.reconcile(k))
+    .for(c.balancers)
+    .complete();
+  return balancer;
+}

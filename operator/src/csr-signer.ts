@@ -13,6 +13,7 @@ import {
   type ReconcileResult,
   type Resource,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { type CsrFacts, MIGRATION_SIGNER, reviewCsr } from "./csr-plan.ts";
 
 export const certificateSigningRequests: Resource = {
@@ -151,4 +152,23 @@ export class CsrSigner {
       }
     }
   }
+}
+
+/** The signer kubexen.io/migration: agents' certificate requests, with the migration CA (the operator's alone). */
+export function setupCsrSigner(c: OperatorContext, ca: Promise<CertificateAuthority>): CsrSigner {
+  const csrs = c.mgr.informer<Csr>(certificateSigningRequests, {
+    fieldSelector: `spec.signerName=${MIGRATION_SIGNER}`,
+  });
+  const signer = new CsrSigner({
+    client: c.mgr.client,
+    csrs,
+    ca,
+    namespace: c.namespace,
+    log: c.log,
+  });
+  c.mgr
+    .controller("migration-certificates", (k) => signer.reconcile(k))
+    .for(csrs)
+    .complete();
+  return signer;
 }

@@ -13,6 +13,7 @@ import {
   objectKey,
   type ReconcileResult,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { isFenced } from "./fencing.ts";
 import { type HaDomain, planFencedHost } from "./ha-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -98,4 +99,25 @@ export class HighAvailability {
     this.d.metrics?.haRestarts.inc({ result: "left" });
     await this.d.events.record(xd, "Warning", "HostFenced", "Restart", `${hostName} was fenced; ${why}`);
   }
+}
+
+/** HA: each host; a migration that settles may leave a domain on a fenced host (its source). */
+export function setupHighAvailability(c: OperatorContext): HighAvailability {
+  const ha = new HighAvailability({
+    client: c.mgr.client,
+    hosts: c.hosts,
+    domains: c.domains,
+    migrations: c.migrations,
+    events: c.mgr.events,
+    log: c.log,
+    metrics: c.metrics,
+  });
+  c.mgr
+    .controller("ha", (k) => ha.reconcile(k))
+    .for(c.hosts)
+    .watchesEvents(c.migrations, (ev) =>
+      isFinishedPhase(ev.obj.status?.phase) ? ev.obj.status?.sourceHost : undefined,
+    )
+    .complete();
+  return ha;
 }

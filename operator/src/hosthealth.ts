@@ -6,7 +6,7 @@
 // Leases are read from a cache; a verdict that would change a condition is
 // made again on a Lease read from the API server (a lagging cache shows an
 // older renewal, and must never fence a live host).
-import { hostLeaseName, resources, type XenHost } from "@kubexen/crds";
+import { hostLeaseName, hostOfLease, resources, type XenHost } from "@kubexen/crds";
 import {
   type EventRecorder,
   getCondition,
@@ -17,6 +17,7 @@ import {
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { FENCE_MARGIN_MS, fenceVerdict, type LeaseView, leaseExpiredForMs } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 
@@ -125,4 +126,25 @@ export class HostHealth {
     const fencedChange = fenced?.status !== (fence.fenced ? "True" : "False") || fenced.reason !== fence.reason;
     return { lease, expiredFor, lost, readyChange, fence, fencedChange, conds };
   }
+}
+
+/** Host health: each XenHost, and the Lease its agent renews (a renewal after an expiry brings it back at once). */
+export function setupHostHealth(c: OperatorContext, fenceMarginMs?: number): HostHealth {
+  const health = new HostHealth({
+    client: c.mgr.client,
+    hosts: c.hosts,
+    leases: c.leases,
+    namespace: c.namespace,
+    fieldManager: "kubexen-host-health",
+    log: c.log,
+    events: c.mgr.events,
+    metrics: c.metrics,
+    fenceMarginMs,
+  });
+  c.mgr
+    .controller("hosthealth", (k) => health.reconcile(k))
+    .for(c.hosts)
+    .watches(c.leases, (l) => hostOfLease(l.metadata.name ?? ""))
+    .complete();
+  return health;
 }

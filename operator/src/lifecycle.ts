@@ -12,6 +12,7 @@ import {
   type ReconcileResult,
   removeFinalizer,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { isFenced } from "./fencing.ts";
 
 export class Lifecycle {
@@ -31,4 +32,14 @@ export class Lifecycle {
     this.d.log.info({ key, host }, "domain stopped on its host: released the XenDomain");
     return undefined;
   }
+}
+
+/** Lifecycle: each XenDomain's finalizer. */
+export function setupLifecycle(c: OperatorContext): Lifecycle {
+  const lifecycle = new Lifecycle({ client: c.mgr.client, domains: c.domains, hosts: c.hosts, log: c.log });
+  c.mgr
+    .controller("lifecycle", (k) => lifecycle.reconcile(k))
+    .for(c.domains)
+    .complete();
+  return lifecycle;
 }

@@ -32,6 +32,7 @@ import {
   removeFinalizer,
   rfc3339,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { admitMaintenances, type DrainDomain, drainActions, drainReport } from "./maintenance-plan.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { isFinishedPhase } from "./migration-plan.ts";
@@ -378,4 +379,31 @@ export class MaintenanceController {
     await this.d.maintenances.waitForWrite(m.metadata.name ?? "", m.metadata.resourceVersion, written);
     return undefined;
   }
+}
+
+/**
+ * Maintenance: each XenMaintenance; the domains on its host (the host a domain left counts too:
+ * its leaving may be what empties it), its migrations, and host capacity (whether a waiting
+ * maintenance may start).
+ */
+export function setupMaintenance(c: OperatorContext): MaintenanceController {
+  const maint = new MaintenanceController({
+    client: c.mgr.client,
+    maintenances: c.maintenances,
+    domains: c.domains,
+    hosts: c.hosts,
+    migrations: c.migrations,
+    policies: c.policies,
+    events: c.mgr.events,
+    log: c.log,
+    metrics: c.metrics,
+  });
+  c.mgr
+    .controller("maintenance", (k) => maint.reconcile(k))
+    .for(c.maintenances)
+    .watches(c.domains, (d) => maint.forHost(d.status?.host))
+    .watches(c.migrations, (m) => m.metadata.labels?.[MAINTENANCE_LABEL])
+    .watchesEvents(c.hosts, () => maint.all())
+    .complete();
+  return maint;
 }

@@ -23,6 +23,7 @@ import {
   type ReconcileResult,
   rfc3339,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 import { isFenced } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import {
@@ -381,4 +382,31 @@ export class MigrationController {
     }
     return undefined;
   }
+}
+
+/**
+ * The migration controller: each XenMigration; a migration that ends (or whose source is done
+ * sending) and a policy change free slots for the waiting ones; a host's fencing settles the
+ * migrations that involve it.
+ */
+export function setupMigration(c: OperatorContext, caKey: string | undefined): MigrationController {
+  const mig = new MigrationController({
+    client: c.mgr.client,
+    migrations: c.migrations,
+    domains: c.domains,
+    hosts: c.hosts,
+    maintenances: c.maintenances,
+    policies: c.policies,
+    events: c.mgr.events,
+    log: c.log,
+    metrics: c.metrics,
+    caKey,
+  });
+  c.mgr
+    .controller("migration", (k) => mig.reconcile(k), { concurrency: 4 })
+    .watchesEvents(c.migrations, (ev) => [objectKey(ev.obj), ...(mig.freedSlot(ev.obj) ? mig.waiting() : [])])
+    .watchesEvents(c.policies, () => mig.waiting())
+    .watchesEvents(c.hosts, (ev) => mig.involving(ev.obj.metadata.name ?? ""))
+    .complete();
+  return mig;
 }

@@ -16,6 +16,7 @@ import {
   type ReconcileResult,
   setCondition,
 } from "@kubexen/sdk";
+import type { OperatorContext } from "./context.ts";
 
 export const POLICY_MANAGER = "kubexen-migration-policy";
 
@@ -68,4 +69,14 @@ export class PolicyStatus {
     this.d.log.info({ policy: key, generation: gen }, "migration policy in force");
     return undefined;
   }
+}
+
+/** Says on the policy which generation the migration controller decides from. */
+export function setupPolicyStatus(c: OperatorContext): PolicyStatus {
+  const policyStatus = new PolicyStatus({ client: c.mgr.client, policies: c.policies, log: c.log });
+  c.mgr
+    .controller("migration-policy", (k) => policyStatus.reconcile(k))
+    .for(c.policies)
+    .complete();
+  return policyStatus;
 }

@@ -1,5 +1,6 @@
 export * from "./access.ts";
 export * from "./backoff.ts";
+export * from "./builder.ts";
 export * from "./client.ts";
 export * from "./clock.ts";
 export * from "./conditions.ts";

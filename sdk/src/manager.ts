@@ -14,8 +14,9 @@ import { createServer as createTlsServer } from "node:https";
 import { isIP } from "node:net";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { AccessReviewer, reviewOrUnavailable } from "./access.ts";
+import { ControllerBuilder } from "./builder.ts";
 import { KubeClient } from "./client.ts";
-import type { Controller } from "./controller.ts";
+import type { Controller, ReconcileFn } from "./controller.ts";
 import { errorMessage } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
 import type { ResourceHandlers } from "./handlers.ts";
@@ -110,6 +111,11 @@ export class Manager {
       this.informers.set(key, inf);
     }
     return inf as unknown as Informer<T>;
+  }
+
+  /** A controller to declare: what it reconciles and watches, then `complete()` (builder.ts). */
+  controller(name: string, reconcile: ReconcileFn, opts: { concurrency?: number } = {}): ControllerBuilder {
+    return new ControllerBuilder(this, name, reconcile, opts);
   }
 
   /** Adds a controller or handler set; it runs while this process leads (or always, without leader election). */

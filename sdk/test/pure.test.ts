@@ -5,6 +5,7 @@ import {
   Backoff,
   diff,
   kstatus,
+  mappedKeys,
   markReady,
   markReconciling,
   markStalled,
@@ -92,5 +93,23 @@ describe("time formats", () => {
     const t = Date.parse("2026-01-01T00:05:00.123Z");
     assert.equal(rfc3339(new Date(t)), "2026-01-01T00:05:00Z");
     assert.equal(microTime(t), "2026-01-01T00:05:00.123000Z");
+  });
+});
+
+describe("builder maps", () => {
+  const host = (name: string, on?: string) => ({ metadata: { name }, status: { host: on } });
+  const byHost = (o: { status?: { host?: string } }) => (o.status?.host ? [`maint/${o.status.host}`] : undefined);
+  it("maps the old and the new object of an update, each key once", () => {
+    assert.deepEqual(mappedKeys({ type: "update", old: host("d", "a"), obj: host("d", "b") }, byHost), [
+      "maint/b",
+      "maint/a",
+    ]);
+    assert.deepEqual(mappedKeys({ type: "update", old: host("d", "a"), obj: host("d", "a") }, byHost), ["maint/a"]);
+    assert.deepEqual(mappedKeys({ type: "add", obj: host("d", "a") }, byHost), ["maint/a"]);
+    assert.deepEqual(mappedKeys({ type: "delete", obj: host("d") }, byHost), []);
+    assert.deepEqual(
+      mappedKeys({ type: "update", old: host("d"), obj: host("d", "c") }, (o) => byHost(o)?.[0]),
+      ["maint/c"],
+    );
   });
 });
