@@ -6,17 +6,17 @@
 import { DOMAIN_FINALIZER, resources, type XenDomain, type XenHost } from "@kubexen/crds";
 import {
   hasFinalizer,
-  type Informer,
-  type KubeClient,
   type Logger,
   type ReconcileResult,
   removeFinalizer,
+  type Store,
+  type Writer,
 } from "@kubexen/sdk";
 import type { OperatorContext } from "./context.ts";
 import { isFenced } from "./fencing.ts";
 
 export class Lifecycle {
-  private readonly d: { client: KubeClient; domains: Informer<XenDomain>; hosts: Informer<XenHost>; log: Logger };
+  private readonly d: { client: Writer; domains: Store<XenDomain>; hosts: Store<XenHost>; log: Logger };
   constructor(d: Lifecycle["d"]) {
     this.d = d;
   }

@@ -8,14 +8,7 @@ import {
   type XenMigrationPolicySpec,
   type XenMigrationPolicyStatus,
 } from "@kubexen/crds";
-import {
-  type Informer,
-  jsonEqual,
-  type KubeClient,
-  type Logger,
-  type ReconcileResult,
-  setCondition,
-} from "@kubexen/sdk";
+import { jsonEqual, type Logger, type ReconcileResult, type Store, setCondition, type Writer } from "@kubexen/sdk";
 import type { OperatorContext } from "./context.ts";
 
 export const POLICY_MANAGER = "kubexen-migration-policy";
@@ -32,9 +25,9 @@ export function policySummary(p: XenMigrationPolicySpec): string {
 }
 
 export interface PolicyStatusDeps {
-  client: KubeClient;
+  client: Writer;
   /** The informer the migration controller reads its limits from: its state is what is in force. */
-  policies: Informer<XenMigrationPolicy>;
+  policies: Store<XenMigrationPolicy>;
   log: Logger;
 }
 

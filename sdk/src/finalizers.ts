@@ -2,8 +2,10 @@
 // with `test` operations: a patch never creates an object (as an apply to a
 // deleted one could), and never overwrites a concurrent change to the list
 // (the test fails with 422 and the caller retries from fresh state).
+
 import type { KubeClient } from "./client.ts";
 import type { KubeObject, Resource } from "./resource.ts";
+import type { Writer } from "./store.ts";
 
 export function hasFinalizer(obj: KubeObject, finalizer: string): boolean {
   return obj.metadata.finalizers?.includes(finalizer) ?? false;
@@ -27,7 +29,7 @@ export async function addFinalizer(client: KubeClient, r: Resource, obj: KubeObj
 }
 
 export async function removeFinalizer(
-  client: KubeClient,
+  client: Pick<Writer, "jsonPatch">,
   r: Resource,
   obj: KubeObject,
   finalizer: string,

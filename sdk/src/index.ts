@@ -18,6 +18,7 @@ export * from "./metrics.ts";
 export * from "./ratelimit.ts";
 export * from "./resource.ts";
 export * from "./serving-flags.ts";
+export * from "./store.ts";
 export * from "./time.ts";
 export * from "./watch.ts";
 export * from "./workqueue.ts";

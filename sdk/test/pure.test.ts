@@ -113,3 +113,23 @@ describe("builder maps", () => {
     );
   });
 });
+
+describe("testing fakes", () => {
+  it("a MemoryStore tells its handlers as a watch would, and refuses to be mutated", async () => {
+    const { MemoryStore } = await import("../src/testing.ts");
+    const s = new MemoryStore<{ metadata: { name: string; namespace?: string }; spec?: { n: number } }>([
+      { metadata: { name: "a", namespace: "x" }, spec: { n: 1 } },
+    ]);
+    const seen: string[] = [];
+    s.addHandler((ev) => seen.push(`${ev.type}:${ev.obj.metadata.name}:${ev.obj.spec?.n ?? "-"}`));
+    s.set({ metadata: { name: "a", namespace: "x" }, spec: { n: 2 } });
+    s.set({ metadata: { name: "b" } });
+    s.delete("x/a");
+    assert.deepEqual(seen, ["update:a:2", "add:b:-", "delete:a:2"]);
+    assert.deepEqual(s.keys(), ["b"]);
+    const b = s.get("b");
+    assert.throws(() => {
+      (b as { spec?: { n: number } }).spec = { n: 3 };
+    }, TypeError);
+  });
+});
