@@ -1,4 +1,5 @@
 export * from "./admission.ts";
+export * from "./apply.ts";
 export { allCrds, crdName, toCrd } from "./crd.ts";
 export * from "./identity.ts";
 export { type KindDef, kinds } from "./kinds.ts";

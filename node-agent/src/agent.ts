@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { hostLeaseName, resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
+import { hostLeaseName, resources, statusApply, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
 import {
   Controller,
@@ -377,7 +377,7 @@ export class NodeAgent {
       if (due) {
         await this.manager.client.applyStatus(
           resources.xenHosts,
-          { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: this.host }, status },
+          statusApply("XenHost", { name: this.host }, status),
           this.fieldManager,
         );
         this.writtenAt = at;

@@ -4,7 +4,7 @@
 // manager. Domains are found by UUID, so a restarted agent adopts running
 // domains without touching them.
 import type { DomainPhase, XenDomain, XenDomainStatus } from "@kubexen/crds";
-import { resources, stableMac, xenDomainName } from "@kubexen/crds";
+import { resources, stableMac, statusApply, xenDomainName } from "@kubexen/crds";
 import {
   type DomainConfig,
   type DomainInfo,
@@ -317,12 +317,7 @@ export class DomainController {
     for (const k of Object.keys(status) as Array<keyof XenDomainStatus>) if (status[k] === undefined) delete status[k];
     const written = await d.client.applyStatus<XenDomain>(
       resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-        status,
-      },
+      statusApply("XenDomain", { name: xd.metadata.name, namespace: xd.metadata.namespace }, status),
       d.fieldManager,
     );
     // Read our own write before deciding again: the next reconcile must not see the old status.

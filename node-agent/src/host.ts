@@ -3,7 +3,7 @@
 // the Ready condition (True while the agent reports). As kubelet does with
 // node status, the agent measures every interval but writes only when the
 // report changed, and at least every few minutes: liveness is the Lease.
-import { quantityMiB, resources, type XenDomain, type XenHostStatus } from "@kubexen/crds";
+import { newObject, quantityMiB, resources, type XenDomain, type XenHostStatus } from "@kubexen/crds";
 import type { DomainInfo, HostInfo } from "@kubexen/hypervisor";
 import {
   type Condition,
@@ -127,11 +127,7 @@ export function hostStatus(
 export async function registerHost(client: KubeClient, host: string, fieldManager: string): Promise<KubeObject> {
   const existing = await client.getOrUndefined(resources.xenHosts, host);
   if (existing) return existing;
-  return client.apply(
-    resources.xenHosts,
-    { apiVersion: "kubexen.io/v1alpha1", kind: "XenHost", metadata: { name: host } },
-    { fieldManager },
-  );
+  return client.apply(resources.xenHosts, newObject("XenHost", { name: host }), { fieldManager });
 }
 
 /** Reports each orphan once per agent run, as an event on the XenHost. */

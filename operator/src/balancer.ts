@@ -7,9 +7,11 @@
 import { createHash } from "node:crypto";
 import {
   effectiveBalancerMode,
+  newObject,
   quantityMiB,
   reportedMigratability,
   resources,
+  statusApply,
   type XenBalancer,
   type XenDomain,
   type XenHost,
@@ -165,16 +167,18 @@ export class BalancerController {
     if (mode === "Auto") {
       for (const r of recommendations) {
         const id = createHash("sha256").update(`${r.namespace}/${r.domain}@${now}`).digest("hex").slice(0, 10);
-        await this.d.client.create(resources.xenMigrations, {
-          apiVersion: "kubexen.io/v1alpha1",
-          kind: "XenMigration",
-          metadata: {
-            name: `${`balance-${r.domain}`.slice(0, 230).replace(/[.-]+$/, "")}-${id}`,
-            namespace: r.namespace,
-            labels: { [BALANCER_LABEL]: "default" },
-          },
-          spec: { domain: r.domain, targetHost: r.target, reason: "Balance" },
-        });
+        await this.d.client.create(
+          resources.xenMigrations,
+          newObject(
+            "XenMigration",
+            {
+              name: `${`balance-${r.domain}`.slice(0, 230).replace(/[.-]+$/, "")}-${id}`,
+              namespace: r.namespace,
+              labels: { [BALANCER_LABEL]: "default" },
+            },
+            { domain: r.domain, targetHost: r.target, reason: "Balance" },
+          ),
+        );
         created++;
       }
       if (recommendations.length)
@@ -251,7 +255,7 @@ export class BalancerController {
     for (const k of Object.keys(status) as Array<keyof typeof status>) if (status[k] === undefined) delete status[k];
     const written = await this.d.client.applyStatus(
       resources.xenBalancers,
-      { apiVersion: "kubexen.io/v1alpha1", kind: "XenBalancer", metadata: { name: b.metadata.name }, status },
+      statusApply("XenBalancer", { name: b.metadata.name }, status),
       BALANCER_MANAGER,
     );
     await this.d.balancers.waitForWrite(b.metadata.name ?? "", b.metadata.resourceVersion, written);

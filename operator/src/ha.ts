@@ -4,7 +4,7 @@
 // the host so the scheduler starts them elsewhere, keeping their UUID and
 // MACs; the others are marked Failed where they are. Domains with a live
 // migration under way are left to the migration, which settles first.
-import { resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
+import { resources, statusApply, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import {
   type EventRecorder,
   type Informer,
@@ -88,12 +88,11 @@ export class HighAvailability {
   private async markFailed(xd: XenDomain, hostName: string, why: string): Promise<void> {
     await this.d.client.applyStatus(
       resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-        status: { phase: "Failed", state: "absent" },
-      },
+      statusApply(
+        "XenDomain",
+        { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        { phase: "Failed", state: "absent" },
+      ),
       HA_MANAGER,
     );
     this.d.metrics?.haRestarts.inc({ result: "left" });

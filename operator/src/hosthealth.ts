@@ -6,7 +6,7 @@
 // Leases are read from a cache; a verdict that would change a condition is
 // made again on a Lease read from the API server (a lagging cache shows an
 // older renewal, and must never fence a live host).
-import { hostLeaseName, hostOfLease, resources, type XenHost } from "@kubexen/crds";
+import { hostLeaseName, hostOfLease, resources, statusApply, type XenHost } from "@kubexen/crds";
 import {
   type EventRecorder,
   getCondition,
@@ -95,12 +95,7 @@ export class HostHealth {
       }
       await this.d.client.applyStatus(
         resources.xenHosts,
-        {
-          apiVersion: "kubexen.io/v1alpha1",
-          kind: "XenHost",
-          metadata: { name: host.metadata.name },
-          status: { conditions: next },
-        },
+        statusApply("XenHost", { name: host.metadata.name }, { conditions: next }),
         this.d.fieldManager,
       );
     }

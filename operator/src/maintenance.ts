@@ -6,9 +6,11 @@
 // not yet carried out are called off, and the host opens again.
 import { createHash } from "node:crypto";
 import {
+  newObject,
   quantityMiB,
   reportedMigratability,
   resources,
+  statusApply,
   type XenDomain,
   type XenHost,
   type XenMaintenance,
@@ -227,16 +229,18 @@ export class MaintenanceController {
     const name = drainMigrationName(m, xd.metadata.name ?? "", a.attempt);
     if (this.d.migrations.get(`${xd.metadata.namespace}/${name}`)) return;
     try {
-      await this.d.client.create(resources.xenMigrations, {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMigration",
-        metadata: {
-          name,
-          namespace: xd.metadata.namespace,
-          labels: { [MAINTENANCE_LABEL]: m.metadata.name ?? "", [`${MAINTENANCE_LABEL}-uid`]: m.metadata.uid ?? "" },
-        },
-        spec: { domain: xd.metadata.name, reason: "Maintenance", priority: a.priority },
-      });
+      await this.d.client.create(
+        resources.xenMigrations,
+        newObject(
+          "XenMigration",
+          {
+            name,
+            namespace: xd.metadata.namespace,
+            labels: { [MAINTENANCE_LABEL]: m.metadata.name ?? "", [`${MAINTENANCE_LABEL}-uid`]: m.metadata.uid ?? "" },
+          },
+          { domain: xd.metadata.name ?? "", reason: "Maintenance", priority: a.priority },
+        ),
+      );
       this.d.metrics?.evictions.inc({ action: "migrate" });
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 409) throw err;
@@ -246,12 +250,11 @@ export class MaintenanceController {
   private async evict(m: XenMaintenance, xd: XenDomain, why: string): Promise<void> {
     await this.d.client.applyStatus(
       resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-        status: { eviction: { by: this.by(m), reason: why, time: rfc3339() } },
-      },
+      statusApply(
+        "XenDomain",
+        { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        { eviction: { by: this.by(m), reason: why, time: rfc3339() } },
+      ),
       MAINTENANCE_MANAGER,
     );
     await this.d.events.record(
@@ -267,12 +270,7 @@ export class MaintenanceController {
     // Applying nothing under our manager drops the field it owned.
     await this.d.client.applyStatus(
       resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-        status: {},
-      },
+      statusApply("XenDomain", { name: xd.metadata.name, namespace: xd.metadata.namespace }, {}),
       MAINTENANCE_MANAGER,
     );
   }
@@ -341,12 +339,11 @@ export class MaintenanceController {
   private async record(m: XenMaintenance, restartedDomains: Array<{ namespace: string; name: string }>): Promise<void> {
     await this.d.client.applyStatus(
       resources.xenMaintenances,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMaintenance",
-        metadata: { name: m.metadata.name },
-        status: { restartedDomains, restarted: restartedDomains.length },
-      },
+      statusApply(
+        "XenMaintenance",
+        { name: m.metadata.name },
+        { restartedDomains, restarted: restartedDomains.length },
+      ),
       `${MAINTENANCE_MANAGER}-record`,
     );
   }
@@ -365,7 +362,7 @@ export class MaintenanceController {
     if (m.status && jsonEqual(m.status, status)) return undefined;
     const written = await this.d.client.applyStatus(
       resources.xenMaintenances,
-      { apiVersion: "kubexen.io/v1alpha1", kind: "XenMaintenance", metadata: { name: m.metadata.name }, status },
+      statusApply("XenMaintenance", { name: m.metadata.name }, status),
       MAINTENANCE_MANAGER,
     );
     if (m.status?.phase !== fields.phase)

@@ -7,6 +7,7 @@ import {
   reportedMigratability,
   resources,
   signMigrationToken,
+  statusApply,
   type XenDomain,
   type XenHost,
   type XenMaintenance,
@@ -274,11 +275,10 @@ export class MigrationController {
           // The binding is the scheduler's field: write it under its manager, with the identity it owns.
           await this.d.client.applyStatus(
             resources.xenDomains,
-            {
-              apiVersion: "kubexen.io/v1alpha1",
-              kind: "XenDomain",
-              metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-              status: {
+            statusApply(
+              "XenDomain",
+              { name: xd.metadata.name, namespace: xd.metadata.namespace },
+              {
                 host: v.targetHost,
                 uuid: xd.status.uuid,
                 interfaces: xd.status.interfaces,
@@ -286,7 +286,7 @@ export class MigrationController {
                   .filter((c) => c.type === "Scheduled")
                   .map((c) => ({ ...c, message: `bound to ${v.targetHost} (migrated)` })),
               },
-            },
+            ),
             SCHEDULER_MANAGER,
           );
         }
@@ -299,11 +299,10 @@ export class MigrationController {
   private async requestAbort(m: XenMigration, reason: string): Promise<ReconcileResult> {
     const written = await this.d.client.applyStatus(
       resources.xenMigrations,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMigration",
-        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
-        status: {
+      statusApply(
+        "XenMigration",
+        { name: m.metadata.name, namespace: m.metadata.namespace },
+        {
           conditions: [
             {
               type: "AbortRequested",
@@ -315,7 +314,7 @@ export class MigrationController {
             },
           ],
         },
-      },
+      ),
       `${MIGRATION_MANAGER}-abort`,
     );
     await this.d.events.record(m, "Warning", "AbortRequested", "Abort", reason);
@@ -343,12 +342,7 @@ export class MigrationController {
     };
     const written = await this.d.client.applyStatus<XenMigration>(
       resources.xenMigrations,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMigration",
-        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
-        status,
-      },
+      statusApply("XenMigration", { name: m.metadata.name, namespace: m.metadata.namespace }, status),
       MIGRATION_MANAGER,
     );
     this.written.set(objectKey(m), written);

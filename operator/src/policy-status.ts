@@ -4,6 +4,7 @@
 // to GitOps health checks and to anything that must wait for new limits before migrating.
 import {
   resources,
+  statusApply,
   type XenMigrationPolicy,
   type XenMigrationPolicySpec,
   type XenMigrationPolicyStatus,
@@ -56,7 +57,7 @@ export class PolicyStatus {
     };
     await this.d.client.applyStatus(
       resources.xenMigrationPolicies,
-      { apiVersion: "kubexen.io/v1alpha1", kind: "XenMigrationPolicy", metadata: { name: p.metadata.name }, status },
+      statusApply("XenMigrationPolicy", { name: p.metadata.name }, status),
       POLICY_MANAGER,
     );
     this.d.log.info({ policy: key, generation: gen }, "migration policy in force");

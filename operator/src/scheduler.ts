@@ -5,7 +5,14 @@
 // Scheduled=False with the reasons counted per cause, and is retried
 // whenever a host changes.
 import { randomUUID } from "node:crypto";
-import { DOMAIN_FINALIZER, resources, type XenDomain, type XenHost, type XenMaintenance } from "@kubexen/crds";
+import {
+  DOMAIN_FINALIZER,
+  resources,
+  statusApply,
+  type XenDomain,
+  type XenHost,
+  type XenMaintenance,
+} from "@kubexen/crds";
 import {
   addFinalizer,
   type EventRecorder,
@@ -103,12 +110,7 @@ export class Scheduler {
     if (decision.kind === "unschedulable") {
       await d.client.applyStatus(
         resources.xenDomains,
-        {
-          apiVersion: "kubexen.io/v1alpha1",
-          kind: "XenDomain",
-          metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-          status: decision.status,
-        },
+        statusApply("XenDomain", { name: xd.metadata.name, namespace: xd.metadata.namespace }, decision.status),
         SCHEDULER_MANAGER,
       );
       d.metrics?.schedulingDecisions.inc({ result: "unschedulable" });
@@ -139,18 +141,17 @@ export class Scheduler {
     await addFinalizer(d.client, resources.xenDomains, xd, DOMAIN_FINALIZER);
     await d.client.applyStatus(
       resources.xenDomains,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenDomain",
-        metadata: { name: xd.metadata.name, namespace: xd.metadata.namespace },
-        status: bindingStatus({
+      statusApply(
+        "XenDomain",
+        { name: xd.metadata.name, namespace: xd.metadata.namespace },
+        bindingStatus({
           host,
           uuid: xd.status?.uuid ?? randomUUID(),
           networks: xd.spec.networks,
           conditions: xd.status?.conditions ?? [],
           generation: xd.metadata.generation,
         }),
-      },
+      ),
       SCHEDULER_MANAGER,
     );
   }
