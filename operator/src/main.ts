@@ -15,6 +15,8 @@ const { values } = parseArgs({
     "no-leader-elect": { type: "boolean", default: false },
     "no-crd-upgrade": { type: "boolean", default: false },
     "fence-margin": { type: "string", default: "15" },
+    "migration-ca-cert": { type: "string" },
+    "migration-ca-key": { type: "string" },
   },
 });
 let serving: ReturnType<typeof parseServingFlags>;
@@ -27,6 +29,22 @@ try {
 const margin = Number(values["fence-margin"]);
 if (!Number.isFinite(margin) || margin < 0) {
   console.error(`kubexen-operator: --fence-margin must be seconds (0 or more), got ${values["fence-margin"]}`);
+  process.exit(2);
+}
+// The migration CA: the operator signs agents' migration certificates with it (both flags, or neither).
+const caFlags = [values["migration-ca-cert"], values["migration-ca-key"]];
+if (caFlags.filter(Boolean).length === 1) {
+  console.error("kubexen-operator: --migration-ca-cert and --migration-ca-key go together");
+  process.exit(2);
+}
+let migrationCa: { cert: string; key: string } | undefined;
+try {
+  migrationCa =
+    caFlags[0] && caFlags[1]
+      ? { cert: readFileSync(caFlags[0], "utf8"), key: readFileSync(caFlags[1], "utf8") }
+      : undefined;
+} catch (err) {
+  console.error(`kubexen-operator: the migration CA: ${(err as Error).message}`);
   process.exit(2);
 }
 const log = createLogger("kubexen-operator");
@@ -44,6 +62,7 @@ const op = new Operator({
   leaderElection: !values["no-leader-elect"],
   identity: process.env.POD_NAME,
   fenceMarginMs: margin * 1000,
+  migrationCa,
   logger: log,
 });
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
