@@ -3,9 +3,12 @@
 // hosts' API access cut; the invariants it checks from the sims' own view
 // hold. And each check of the end state fails where it should.
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { FleetView, SimDomainView } from "@kubexen/e2e";
-import { runningTwice } from "@kubexen/e2e";
+import { runningTwice, SimStateRecorder, until } from "@kubexen/e2e";
 import { runSoak, soakOptions } from "../src/soak.ts";
 import {
   CHAOS_KINDS,
@@ -58,6 +61,40 @@ describe("soak: the checks", () => {
     assert.deepEqual([...runningTwice(view)], []);
     view.set("b", [dom("u", { state: "blocked" })]);
     assert.deepEqual([...runningTwice(view)], [["u", ["a", "b"]]]);
+  });
+
+  it("the recorder sees, in the sims' state files, a second running copy and a boot, and not an --incoming copy", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "soak-recorder-"));
+    const file = (h: string) => join(dir, h, `${h}.json`);
+    const write = (h: string, domains: SimDomainView[]) => {
+      mkdirSync(join(dir, h), { recursive: true });
+      // As the sim writes it: whole, by rename.
+      writeFileSync(`${file(h)}.tmp`, JSON.stringify({ nextDomid: 2, domains, images: {} }));
+      renameSync(`${file(h)}.tmp`, file(h));
+    };
+    write("a", [dom("u")]);
+    write("b", []);
+    const rec = new SimStateRecorder(
+      new Map([
+        ["a", file("a")],
+        ["b", file("b")],
+      ]),
+      20,
+    );
+    try {
+      write("b", [dom("u", { state: "paused", migration: "incoming" })]);
+      await until("the incoming copy seen", () => rec.view.get("b")?.length === 1, 5000, 10);
+      assert.deepEqual(rec.overlaps, []);
+      write("b", [dom("u")]);
+      await until("the overlap seen", () => rec.overlaps.length === 1, 5000, 10);
+      write("a", []);
+      write("b", [dom("u", { bootTime: 2 })]);
+      await until("the second boot seen", () => rec.boots("u") === 2, 5000, 10);
+      assert.equal(rec.overlaps.length, 1, "one overlap, recorded once");
+    } finally {
+      rec.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the end state holds only when every invariant does", () => {
