@@ -475,6 +475,11 @@ function soakSection(md: string[], saved: NonNullable<Saved<Any>>): void {
     `| ${s.migrations} | ${s.succeeded} | ${s.failed} | ${c.operator} | ${c.agent} | ${c.api} | ${c.cut} | ${s.overlaps.length} | ${s.violations.length} | ${s.snapshots} | ${f(s.migrationsS, 0)} | ${f(s.durationS, 0)} |`,
     "",
   );
+  if (s.selfExits && s.selfExits.operator + s.selfExits.agents > 0)
+    md.push(
+      `Besides the kills, the operator exited by itself ${s.selfExits.operator} times and the agents ${s.selfExits.agents} times (a process that starts while the API server is down exits); the harness started each again after a second, as kubelet restarts a pod's container.`,
+      "",
+    );
   if (s.apiDownS.length > 0)
     md.push(
       `The API was unanswered for ${(s.apiDownS as number[]).map((x) => f(x, 1)).join(", ")} s at its restarts (etcd and the API server starting again).`,

@@ -111,6 +111,53 @@ function startOperator(cp: ControlPlane, ca: KeyPair, logFile: string): Supervis
   );
 }
 
+/**
+ * A process kept running as kubelet keeps a pod's: one that exits by itself (the operator exits
+ * when it cannot reach the API server at its start) is started again after a second, and counted.
+ */
+class KeptRunning {
+  proc: Supervised;
+  /** Exits the harness did not cause. */
+  selfExits = 0;
+  private killing = false;
+  private stopped = false;
+  private readonly name: string;
+  private readonly start: () => Supervised;
+
+  constructor(name: string, start: () => Supervised) {
+    this.name = name;
+    this.start = start;
+    this.proc = this.launch();
+  }
+
+  private launch(): Supervised {
+    const p = this.start();
+    void p.exited.then((code) => {
+      if (this.proc !== p || this.killing || this.stopped) return;
+      this.selfExits++;
+      log.warn({ process: this.name, code }, "soak: exited by itself; starting it again");
+      setTimeout(() => {
+        if (!this.stopped && this.proc === p) this.proc = this.launch();
+      }, 1000);
+    });
+    return p;
+  }
+
+  /** SIGKILL, down for downMs, started again. */
+  async crash(downMs: number): Promise<void> {
+    this.killing = true;
+    await this.proc.kill();
+    await sleep(downMs);
+    this.killing = false;
+    if (!this.stopped) this.proc = this.launch();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.proc.stop();
+  }
+}
+
 /** Retries a call through API outages (the harness's own path to the API server is never cut). */
 async function retry<T>(what: string, fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -143,6 +190,8 @@ export interface SoakResult extends Omit<SoakOptions, "chaos"> {
   tornReads: number;
   /** Domains that booted more than once (restarted rather than live-migrated). */
   restarted: number;
+  /** Times a process exited by itself and was started again (as kubelet would). */
+  selfExits: { operator: number; agents: number };
   violations: string[];
 }
 
@@ -178,9 +227,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     });
   }
   for (const s of specs.values()) mkdirSync(s.stateDir, { recursive: true });
-  const agents = new Map<string, Supervised>([...specs].map(([h, s]) => [h, startAgent(s)]));
+  const agents = new Map([...specs].map(([h, s]) => [h, new KeptRunning(`agent-${h}`, () => startAgent(s))]));
   const operatorLog = join(dir, "operator.log");
-  let operator = startOperator(cp, ca, operatorLog);
+  const operator = new KeptRunning("operator", () => startOperator(cp, ca, operatorLog));
   const recorder = new SimStateRecorder(new Map([...specs].map(([h, s]) => [h, join(s.stateDir, `${h}.json`)])));
   const ended = new Map<string, number>();
   const informer = new Informer<XenMigration>(client, resources.xenMigrations, {
@@ -241,17 +290,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const act = async (a: ChaosAction) => {
       switch (a.kind) {
         case "operator":
-          await operator.kill();
-          await sleep(a.downMs);
-          operator = startOperator(cp, ca, operatorLog);
-          return;
-        case "agent": {
-          await agents.get(a.host)?.kill();
-          await sleep(a.downMs);
-          const spec = specs.get(a.host);
-          if (spec) agents.set(a.host, startAgent(spec));
-          return;
-        }
+          return operator.crash(a.downMs);
+        case "agent":
+          return agents.get(a.host)?.crash(a.downMs);
         case "api": {
           const down = performance.now();
           await cp.stopApiServer({ kill: true });
@@ -368,6 +409,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       snapshots: recorder.snapshots,
       tornReads: recorder.torn,
       restarted: final.domains.filter((d) => recorder.boots(d.uuid ?? "") > 1).length,
+      selfExits: {
+        operator: operator.selfExits,
+        agents: [...agents.values()].reduce((n, a) => n + a.selfExits, 0),
+      },
       violations: soakViolations(final),
     };
     log.info({ ...result, chaosLimits: undefined }, "soak: done");
@@ -403,7 +448,8 @@ export function soakOptions(size: "small" | "full", migrations?: number, seed?: 
       budget: small
         ? { operator: 2, agent: 2, api: 1, cut: 2 }
         : { operator: per(30), agent: per(30), api: per(5), cut: per(20) },
-      gapMs: small ? [500, 2500] : [1000, 8000],
+      // Spread over the run: at about 1 s a migration, 1,000 take a quarter of an hour or more.
+      gapMs: small ? [500, 2500] : [3000, 20_000],
       downMs: [0, 2000],
       cutMs: small ? [2000, 5000] : [2000, 15_000],
     },
