@@ -340,6 +340,15 @@ export class MigrationRoles implements Admission {
       } finally {
         this.sending.delete(key);
       }
+      // The verdict may have come while this stream still ran, when settling had to wait for it.
+      const latest = this.d.outgoing.get(key);
+      if (latest)
+        await this.settleLeftover(latest).catch((err: unknown) =>
+          this.d.log.warn(
+            { migration: key, err: errorMessage(err) },
+            "settling the source copy failed; retried on the next change",
+          ),
+        );
     })();
   }
 
