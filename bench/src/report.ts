@@ -470,9 +470,9 @@ function soakSection(md: string[], saved: NonNullable<Saved<Any>>): void {
       "at the end, every migration Succeeded or Failed, every domain Running on exactly the host it is bound to and nowhere else, booted once (live-migrated, never restarted), " +
       "no --incoming or --migratedaway copy left on any sim, no domain naming a migration as current, and no Lease but the hosts' own.",
     "",
-    "| migrations | succeeded | failed | operator kills | agent kills | API server + etcd restarts | cuts | two running copies seen | invariants broken | snapshots checked | migrations took s | whole run s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    `| ${s.migrations} | ${s.succeeded} | ${s.failed} | ${c.operator} | ${c.agent} | ${c.api} | ${c.cut} | ${s.overlaps.length} | ${s.violations.length} | ${s.snapshots} | ${f(s.migrationsS, 0)} | ${f(s.durationS, 0)} |`,
+    "| migrations | succeeded | failed | ended otherwise | operator kills | agent kills | API server + etcd restarts | cuts | two running copies seen | invariants broken | snapshots checked | migrations took s | whole run s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    `| ${s.migrations} | ${s.succeeded} | ${s.failed} | ${s.migrations - s.succeeded - s.failed} | ${c.operator} | ${c.agent} | ${c.api} | ${c.cut} | ${s.overlaps.length} | ${s.violations.length} | ${s.snapshots} | ${f(s.migrationsS, 0)} | ${f(s.durationS, 0)} |`,
     "",
   );
   if (s.selfExits && s.selfExits.operator + s.selfExits.agents > 0)

@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { FleetView, SimDomainView } from "@kubexen/e2e";
 import { runningTwice, SimStateRecorder, until } from "@kubexen/e2e";
-import { runSoak, soakOptions } from "../src/soak.ts";
+import { machine } from "../src/machine.ts";
+import { render } from "../src/report.ts";
+import { runSoak, type SoakResult, soakOptions } from "../src/soak.ts";
 import {
   CHAOS_KINDS,
   type ChaosKind,
@@ -157,6 +159,42 @@ describe("soak: the checks", () => {
         { reason: "(no reason given)", count: 1 },
       ],
     );
+  });
+});
+
+describe("soak: the report", () => {
+  it("renders the counts, the failure reasons and what broke", () => {
+    const o = soakOptions("small", 20, 1);
+    const result: SoakResult = {
+      ...o,
+      chaosLimits: o.chaos,
+      durationS: 100,
+      migrationsS: 60,
+      succeeded: 17,
+      failed: 2,
+      failureReasons: [{ reason: "target <host> cannot receive: N MiB needed", count: 2 }],
+      chaos: { operator: 2, agent: 2, api: 1, cut: 2 },
+      apiDownS: [12.5],
+      overlaps: [],
+      snapshots: 500,
+      tornReads: 0,
+      restarted: 0,
+      selfExits: { operator: 1, agents: 0 },
+      violations: ["migration m3 ended Aborted"],
+    };
+    const none = { precopy: undefined, balance: undefined, migration: undefined, labMigration: undefined };
+    const md = render({
+      ...none,
+      drain: undefined,
+      scale: undefined,
+      soak: { machine: machine(), size: "small", result },
+    }).markdown;
+    assert.match(md, /## 6\. Soak under chaos/);
+    assert.match(md, /\| 20 \| 17 \| 2 \| 1 \| 2 \| 2 \| 1 \| 2 \| 0 \| 1 \| 500 \| 60 \| 100 \|/);
+    assert.match(md, /\| 2 \| target <host> cannot receive: N MiB needed \|/);
+    assert.match(md, /- migration m3 ended Aborted/);
+    assert.match(md, /the operator exited by itself 1 times/);
+    assert.match(render({ ...none, drain: undefined, scale: undefined }).markdown, /--only soak/);
   });
 });
 
