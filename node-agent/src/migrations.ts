@@ -110,7 +110,10 @@ export class MigrationRoles implements Admission {
       );
       if (!cleared) return; // Say nothing rather than something unsafe: the migration stays unresolved.
     }
-    if (m) await this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)).catch(() => {});
+    if (m)
+      await this.untilStored(name, "TargetRunning", () =>
+        this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)),
+      );
   }
 
   /** Retries a report until the API server takes it (an outage, a cut), for up to 10 minutes. */
@@ -334,8 +337,9 @@ export class MigrationRoles implements Admission {
       } catch (err) {
         const ambiguous = err instanceof MigrationError && err.ambiguous;
         this.d.log.warn({ migration: key, err: errorMessage(err), ambiguous }, "sending a migration failed");
-        await this.condition(m, "SourceDone", "False", ambiguous ? "Ambiguous" : "SendFailed", errorMessage(err)).catch(
-          () => {},
+        // Lost, this report would leave the migration waiting on this host until its timeout.
+        await this.untilStored(key, "SourceDone", () =>
+          this.condition(m, "SourceDone", "False", ambiguous ? "Ambiguous" : "SendFailed", errorMessage(err)),
         );
       } finally {
         this.sending.delete(key);
