@@ -477,7 +477,7 @@ function soakSection(md: string[], saved: NonNullable<Saved<Any>>): void {
   );
   if (s.selfExits && s.selfExits.operator + s.selfExits.agents > 0)
     md.push(
-      `Besides the kills, the operator exited by itself ${s.selfExits.operator} times and the agents ${s.selfExits.agents} times (a process that starts while the API server is down exits); the harness started each again after a second, as kubelet restarts a pod's container.`,
+      `Besides the kills, processes exited by themselves (operator ${s.selfExits.operator}, agents ${s.selfExits.agents}: a process that starts while the API server is down exits); the harness started each again after a second, as kubelet restarts a pod's container.`,
       "",
     );
   if (s.apiDownS.length > 0)
