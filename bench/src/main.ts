@@ -5,6 +5,8 @@
 // the API server's own cost of the same load with no kubexen process; capacity the highest rate
 // sustained at the largest size, in steps of rising rate. `--only report` runs
 // nothing and renders docs/benchmarks.md again from bench/results/.
+// soak: live migrations while the operator, agents, API server and etcd are killed and hosts'
+// API access cut (--migrations N, default 1,000; --seed S to repeat a run's choices).
 // lab-migration boots two real Xen hosts under QEMU (a few minutes).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +19,7 @@ import { runMigration } from "./migration.ts";
 import { runPrecopy } from "./precopy.ts";
 import { loadResult, resultsDir, writeReport } from "./results.ts";
 import { runScale } from "./scale.ts";
+import { runSoak, soakOptions } from "./soak.ts";
 
 const root = join(import.meta.dirname, "../..");
 const { values } = parseArgs({
@@ -28,6 +31,8 @@ const { values } = parseArgs({
     rate: { type: "string" },
     "steady-only": { type: "boolean", default: false },
     append: { type: "boolean", default: false },
+    migrations: { type: "string" },
+    seed: { type: "string" },
   },
 });
 const size = values.size === "small" ? "small" : "full";
@@ -93,6 +98,17 @@ if (want("floor")) {
     save("floor", { runs });
     console.log(`bench: floor with ${watchers} watches done`);
   }
+}
+
+if (want("soak")) {
+  const o = soakOptions(
+    size,
+    values.migrations ? Number(values.migrations) : undefined,
+    values.seed ? Number(values.seed) : undefined,
+  );
+  const result = await runSoak(o);
+  save("soak", result);
+  if (result.violations.length > 0) console.error(`bench: soak broke its invariants:\n${result.violations.join("\n")}`);
 }
 
 writeReport(root);

@@ -27,6 +27,7 @@ export function render(r: {
   scale: Saved<Any>;
   floor?: Saved<Any>;
   capacity?: Saved<Any>;
+  soak?: Saved<Any>;
 }): { markdown: string; charts: Array<[string, string]> } {
   const charts: Array<[string, string]> = [];
   const md: string[] = [
@@ -337,6 +338,10 @@ export function render(r: {
       "",
     );
   } else notRun("precopy");
+
+  md.push("## 6. Soak under chaos", "");
+  if (r.soak) soakSection(md, r.soak);
+  else notRun("soak");
   return { markdown: `${md.join("\n")}\n`, charts };
 }
 
@@ -446,4 +451,55 @@ function capacitySection(md: string[], saved: NonNullable<Saved<Any>>, kubexen: 
       "creation outpaces what the machine can do, and latency there is the queue that builds up."
     : "";
   md.push(verdict + demand, "");
+}
+
+/** Section 6: live migrations while processes are killed and hosts cut off (soak.ts). */
+function soakSection(md: string[], saved: NonNullable<Saved<Any>>): void {
+  const s = saved.result;
+  const c = s.chaos;
+  const ok = s.violations.length === 0;
+  md.push(
+    where(saved),
+    "",
+    `${s.migrations} live migrations of ${s.domains} domains of ${s.memoryMiB} MiB between ${s.hosts} sim hosts (links of ${s.linkMiBps} MiB/s in real time; at most ${s.window} XenMigrations not yet ended at once), ` +
+      "with every agent, the operator, the API server and etcd as their own processes. Meanwhile the harness, at random moments " +
+      `(${f(s.chaosLimits.gapMs[0] / 1000, 1)} to ${f(s.chaosLimits.gapMs[1] / 1000, 1)} s apart, seed ${s.seed}), SIGKILLs the operator or one host's agent and starts it again after up to ${f(s.chaosLimits.downMs[1] / 1000, 1)} s, ` +
+      `SIGKILLs the API server and etcd and starts both again, or cuts one agent's path to the API server (a TCP proxy on loopback) for ${f(s.chaosLimits.cutMs[0] / 1000, 0)} to ${f(s.chaosLimits.cutMs[1] / 1000, 0)} s. ` +
+      "Each sim keeps its domains in its own state directory, so they outlive its agent. The invariants are checked from the sims' own view, not the API's: " +
+      "their state files, read on every change as consistent snapshots (two passes that agree), for a domain running on two hosts at once (a paused --incoming copy does not run); " +
+      "at the end, every migration Succeeded or Failed, every domain Running on exactly the host it is bound to and nowhere else, booted once (live-migrated, never restarted), " +
+      "no --incoming or --migratedaway copy left on any sim, no domain naming a migration as current, and no Lease but the hosts' own.",
+    "",
+    "| migrations | succeeded | failed | ended otherwise | operator kills | agent kills | API server + etcd restarts | cuts | two running copies seen | invariants broken | snapshots checked | migrations took s | whole run s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    `| ${s.migrations} | ${s.succeeded} | ${s.failed} | ${s.migrations - s.succeeded - s.failed} | ${c.operator} | ${c.agent} | ${c.api} | ${c.cut} | ${s.overlaps.length} | ${s.violations.length} | ${s.snapshots} | ${f(s.migrationsS, 0)} | ${f(s.durationS, 0)} |`,
+    "",
+  );
+  if (s.selfExits && s.selfExits.operator + s.selfExits.agents > 0)
+    md.push(
+      `Besides the kills, processes exited by themselves (operator ${s.selfExits.operator}, agents ${s.selfExits.agents}: a process that starts while the API server is down exits); the harness started each again after a second, as kubelet restarts a pod's container.`,
+      "",
+    );
+  if (s.apiDownS.length > 0)
+    md.push(
+      `The API was unanswered for ${(s.apiDownS as number[]).map((x) => f(x, 1)).join(", ")} s at its restarts (etcd and the API server starting again).`,
+      "",
+    );
+  if (s.failureReasons.length > 0)
+    md.push(
+      "Why migrations failed (names, UUIDs and numbers folded):",
+      "",
+      "| failures | reason |",
+      "| --- | --- |",
+      ...(s.failureReasons as Any[]).map(
+        (x) => `| ${x.count} | ${String(x.reason).replaceAll("|", "\\|").replaceAll("\n", " ")} |`,
+      ),
+      "",
+    );
+  md.push(
+    ok
+      ? "Every invariant held."
+      : `Invariants broken:\n\n${(s.violations as string[]).map((v) => `- ${v.replaceAll("\n", " ")}`).join("\n")}`,
+    "",
+  );
 }

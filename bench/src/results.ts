@@ -28,6 +28,7 @@ export function renderSaved(root: string): ReturnType<typeof render> {
     scale: loadResult(root, "scale"),
     floor: loadResult(root, "floor"),
     capacity: loadResult(root, "capacity"),
+    soak: loadResult(root, "soak"),
   });
 }
 

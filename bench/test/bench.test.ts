@@ -169,7 +169,17 @@ describe("benchmarks at a small size", () => {
 
   it("docs/benchmarks.md and its charts are what the saved results render", () => {
     const root = join(import.meta.dirname, "../..");
-    for (const name of ["precopy", "balance", "migration", "lab-migration", "drain", "scale", "floor", "capacity"])
+    for (const name of [
+      "precopy",
+      "balance",
+      "migration",
+      "lab-migration",
+      "drain",
+      "scale",
+      "floor",
+      "capacity",
+      "soak",
+    ])
       assert.ok(loadResult(root, name), `bench/results/${name}.json is kept in the repository`);
     const r = renderSaved(root);
     const again = "render it again: npm run bench -- --only report";

@@ -33,6 +33,9 @@ const { values } = parseArgs({
     "sim-memory-mib": { type: "string", default: "65536" },
     "sim-cpus": { type: "string", default: "16" },
     "sim-state-dir": { type: "string" },
+    // The sim's link and clock: slow, real-time transfers let tests and soaks act mid-migration.
+    "sim-link-mibps": { type: "string", default: "1250" },
+    "sim-time-scale": { type: "string", default: "0.02" },
     "migration-listen": { type: "string", default: "0.0.0.0:9443" },
     // The migration CA's certificate only: its key stays with the operator.
     "tls-ca": { type: "string", default: "/etc/kubexen/migration/ca.crt" },
@@ -62,6 +65,8 @@ const Args = z.object({
   cpuReportInterval: z.coerce.number().int().min(10, "--cpu-report-interval is at least 10 seconds"),
   simMemoryMiB: z.coerce.number().int().min(1024),
   simCpus: z.coerce.number().int().min(1),
+  simLinkMiBps: z.coerce.number().positive("--sim-link-mibps is MiB/s"),
+  simTimeScale: z.coerce.number().positive("--sim-time-scale is a factor (1: real time)"),
   allowedPathRoots: z.array(checkedBy("--allowed-path-root", invalidRoot)).min(1, "--allowed-path-root: at least one"),
   // `--allowed-bridge=` (empty) alone allows no bridge at all.
   allowedBridges: z.array(checkedBy("--allowed-bridge", invalidBridge)),
@@ -79,6 +84,8 @@ const parsed = Args.safeParse({
   cpuReportInterval: values["cpu-report-interval"],
   simMemoryMiB: values["sim-memory-mib"],
   simCpus: values["sim-cpus"],
+  simLinkMiBps: values["sim-link-mibps"],
+  simTimeScale: values["sim-time-scale"],
   allowedPathRoots: values["allowed-path-root"],
   allowedBridges: (values["allowed-bridge"] ?? []).filter((b) => b !== ""),
   allowedPciDevices: values["allowed-pci-device"] ?? [],
@@ -106,6 +113,8 @@ const hv: Hypervisor =
         hostname: a.host,
         memoryMiB: a.simMemoryMiB,
         cpus: a.simCpus,
+        linkMiBps: a.simLinkMiBps,
+        timeScale: a.simTimeScale,
         stateDir: values["sim-state-dir"],
       })
     : new XlHypervisor();

@@ -23,6 +23,7 @@ import {
   setCondition,
 } from "@kubexen/sdk";
 import { describeViolations, FORBIDDEN_HOST_RESOURCE, type HostPolicy } from "./confine.ts";
+import { sourceStart, targetSettle } from "./migration-settle.ts";
 import { hostResourceViolations } from "./paths.ts";
 import { type Admission, connectMigration, type TlsFiles, throttled } from "./transport.ts";
 
@@ -78,34 +79,66 @@ export class MigrationRoles implements Admission {
     void (async () => {
       const m = this.d.incoming.get(name);
       try {
-        const dom = await this.d.hv.migrateReceive(stream);
-        if (m) await this.condition(m, "TargetRunning", "True", "Running", `domid ${dom.domid} on ${this.d.host}`);
-      } catch (err) {
-        this.d.log.warn({ migration: name, err: errorMessage(err) }, "receiving a migration failed");
-        // "False" must mean "not running here": the operator resumes the source copy on it.
-        const uuid = m?.status?.domainUUID;
-        const left = uuid ? await this.d.hv.getDomain(uuid).catch(() => undefined) : undefined;
-        if (left && uuid) {
-          const cleared = await this.d.hv.destroy(uuid).then(
-            () => true,
-            (e: unknown) => {
-              this.d.log.error({ migration: name, err: errorMessage(e) }, "cannot remove a half-received domain");
-              return false;
-            },
+        const dom = await this.d.hv.migrateReceive(stream).catch(async (err: unknown) => {
+          await this.receiveFailed(name, m, err);
+          return undefined;
+        });
+        // The domain runs here: a report the API server does not take is retried, never taken for a failed receive.
+        if (dom && m)
+          await this.untilStored(name, "TargetRunning", () =>
+            this.condition(m, "TargetRunning", "True", "Running", `domid ${dom.domid} on ${this.d.host}`),
           );
-          if (!cleared) return; // Say nothing rather than something unsafe: the migration stays unresolved.
-        }
-        if (m) await this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)).catch(() => {});
       } finally {
         this.receiving.delete(name);
       }
     })();
   }
 
+  private async receiveFailed(name: string, m: XenMigration | undefined, err: unknown): Promise<void> {
+    this.d.log.warn({ migration: name, err: errorMessage(err) }, "receiving a migration failed");
+    // "False" must mean "not running here": the operator resumes the source copy on it.
+    const uuid = m?.status?.domainUUID;
+    const left = uuid ? await this.d.hv.getDomain(uuid).catch(() => undefined) : undefined;
+    if (left && uuid) {
+      const cleared = await this.d.hv.destroy(uuid).then(
+        () => true,
+        (e: unknown) => {
+          this.d.log.error({ migration: name, err: errorMessage(e) }, "cannot remove a half-received domain");
+          return false;
+        },
+      );
+      if (!cleared) return; // Say nothing rather than something unsafe: the migration stays unresolved.
+    }
+    if (m)
+      await this.untilStored(name, "TargetRunning", () =>
+        this.condition(m, "TargetRunning", "False", "ReceiveFailed", errorMessage(err)),
+      );
+  }
+
+  /** Retries a report until the API server takes it (an outage, a cut), for up to 10 minutes. */
+  private async untilStored(migration: string, what: string, write: () => Promise<void>): Promise<void> {
+    const end = Date.now() + 600_000;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await write();
+      } catch (err) {
+        if (Date.now() > end) {
+          this.d.log.error({ migration, what, err: errorMessage(err) }, "gave up reporting; a restart reports again");
+          return;
+        }
+        this.d.log.warn({ migration, what, err: errorMessage(err) }, "report not stored; retrying");
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
     const out = this.d.outgoing.get(key);
     const inc = this.d.incoming.get(key);
-    if (inc && inc.status?.targetHost === this.d.host) await this.asTarget(inc);
+    if (inc && inc.status?.targetHost === this.d.host) {
+      await this.asTarget(inc);
+      await this.settleAsTarget(inc);
+    }
     if (out && out.status?.sourceHost === this.d.host) await this.asSource(out);
     const phase = (out ?? inc)?.status?.phase;
     const abortAsked = out && getCondition(conds(out), "AbortRequested")?.status === "True";
@@ -137,6 +170,36 @@ export class MigrationRoles implements Admission {
       await this.d.hv.resumeMigratedAway(uuid);
       this.d.log.info({ migration: objectKey(m), uuid }, "resumed the paused source copy: the target does not run it");
     }
+  }
+
+  /** The target's copy outside a live stream of this process (targetSettle): reported, or removed. */
+  private async settleAsTarget(m: XenMigration): Promise<void> {
+    const uuid = m.status?.domainUUID;
+    if (!uuid) return;
+    const dom = await this.d.hv.getDomain(uuid);
+    const key = objectKey(m);
+    const s = targetSettle({
+      phase: m.status?.phase,
+      targetReported: !!getCondition(conds(m), "TargetRunning"),
+      sourceReported: !!getCondition(conds(m), "SourceDone"),
+      receiving: this.receiving.has(key),
+      dom,
+    });
+    if (s.kind === "none") return;
+    this.d.log.info({ migration: key, uuid, settle: s.kind }, "settling a migration's copy outside a stream");
+    if (s.kind === "reportRunning")
+      return this.condition(m, "TargetRunning", "True", "Running", `domid ${dom?.domid} on ${this.d.host}`);
+    if (s.kind === "reportAbsent")
+      return this.condition(m, "TargetRunning", "False", "NotHere", `the domain is not on ${this.d.host}`);
+    await this.d.hv.destroy(uuid);
+    if (s.report)
+      await this.condition(
+        m,
+        "TargetRunning",
+        "False",
+        "ReceiveFailed",
+        `the receive ended with the agent's restart; its paused --incoming copy on ${this.d.host} is removed`,
+      );
   }
 
   private async asTarget(m: XenMigration): Promise<void> {
@@ -212,6 +275,11 @@ export class MigrationRoles implements Admission {
     if (!sourceHost || !targetHost || !domainUUID || !m.metadata.uid) return;
     if (getCondition(conds(m), "AbortRequested")?.status === "True")
       return this.condition(m, "SourceDone", "False", "SendFailed", "aborted before sending; the domain stays here");
+    const start = sourceStart(await this.d.hv.getDomain(domainUUID), this.d.host);
+    if (start.kind === "ambiguous") {
+      this.sent.add(m.metadata.uid);
+      return this.condition(m, "SourceDone", "False", "Ambiguous", start.why);
+    }
     const abort = new AbortController();
     this.sending.set(key, abort);
     this.sent.add(m.metadata.uid);
@@ -251,23 +319,36 @@ export class MigrationRoles implements Admission {
           },
         });
         // The stats and the report in one write: the report frees this host's stream for the next.
-        await this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`, {
-          bytesTransferred: stats.bytes,
-          rounds: stats.rounds,
-          downtimeMs: Math.round(stats.downtimeMs),
-          totalTimeMs: Math.round(stats.totalMs),
-          throttlePercent: stats.throttle ? Math.round(stats.throttle * 100) : undefined,
-          progressTime: rfc3339(),
-        });
+        // The domain has left: a report the API server does not take is retried, never taken for a failed send.
+        await this.untilStored(key, "SourceDone", () =>
+          this.condition(m, "SourceDone", "True", "Sent", `the domain left ${sourceHost}`, {
+            bytesTransferred: stats.bytes,
+            rounds: stats.rounds,
+            downtimeMs: Math.round(stats.downtimeMs),
+            totalTimeMs: Math.round(stats.totalMs),
+            throttlePercent: stats.throttle ? Math.round(stats.throttle * 100) : undefined,
+            progressTime: rfc3339(),
+          }),
+        );
       } catch (err) {
         const ambiguous = err instanceof MigrationError && err.ambiguous;
         this.d.log.warn({ migration: key, err: errorMessage(err), ambiguous }, "sending a migration failed");
-        await this.condition(m, "SourceDone", "False", ambiguous ? "Ambiguous" : "SendFailed", errorMessage(err)).catch(
-          () => {},
+        // Lost, this report would leave the migration waiting on this host until its timeout.
+        await this.untilStored(key, "SourceDone", () =>
+          this.condition(m, "SourceDone", "False", ambiguous ? "Ambiguous" : "SendFailed", errorMessage(err)),
         );
       } finally {
         this.sending.delete(key);
       }
+      // The verdict may have come while this stream still ran, when settling had to wait for it.
+      const latest = this.d.outgoing.get(key);
+      if (latest)
+        await this.settleLeftover(latest).catch((err: unknown) =>
+          this.d.log.warn(
+            { migration: key, err: errorMessage(err) },
+            "settling the source copy failed; retried on the next change",
+          ),
+        );
     })();
   }
 

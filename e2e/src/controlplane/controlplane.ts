@@ -79,6 +79,7 @@ export class ControlPlane {
   private readonly keep: boolean;
   private readonly apiserverArgs: string[];
   private etcd?: Supervised;
+  private etcdPeerPort = 0;
   private apiserver?: Supervised;
   private stopped = false;
 
@@ -153,7 +154,9 @@ export class ControlPlane {
     return cp;
   }
 
-  private async startEtcd(peerPort: number): Promise<void> {
+  /** Starts etcd (again, after stopEtcd) on the same ports and data. */
+  async startEtcd(peerPort = this.etcdPeerPort): Promise<void> {
+    this.etcdPeerPort = peerPort;
     const peer = `http://127.0.0.1:${peerPort}`;
     this.etcd = startSupervised(
       "etcd",
@@ -225,6 +228,12 @@ export class ControlPlane {
   async stopApiServer(opts: { kill?: boolean } = {}): Promise<void> {
     if (opts.kill) await this.apiserver?.kill();
     else await this.apiserver?.stop();
+  }
+
+  /** Stops etcd, as an outage would (its data stays for startEtcd). */
+  async stopEtcd(opts: { kill?: boolean } = {}): Promise<void> {
+    if (opts.kill) await this.etcd?.kill();
+    else await this.etcd?.stop();
   }
 
   /**
