@@ -35,10 +35,11 @@ describe("PolicyStatus on fakes", () => {
     await ps.reconcile("default");
     assert.equal(client.writes.length, 1);
     const w = client.writes[0];
-    assert.equal(w?.verb, "apply");
+    assert.ok(w);
+    assert.equal(w.verb, "apply");
     assert.equal(w?.subresource, "status");
     assert.equal(w?.fieldManager, POLICY_MANAGER);
-    const status = (w?.body as XenMigrationPolicy).status;
+    const status = (w.body as XenMigrationPolicy).status;
     assert.equal(status?.observedGeneration, 3);
     assert.deepEqual(
       status?.conditions?.map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration]),
