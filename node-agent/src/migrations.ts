@@ -8,7 +8,7 @@
 //     SourceDone; the target sets TargetRunning once the domain runs there.
 // The operator hands the XenDomain to the target only when both reported.
 import type { TLSSocket } from "node:tls";
-import { resources, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
+import { resources, statusApply, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
 import { type Hypervisor, MigrationError } from "@kubexen/hypervisor";
 import {
   type EventRecorder,
@@ -356,12 +356,7 @@ export class MigrationRoles implements Admission {
     const status = { ...fields, progressTime: rfc3339() };
     await this.d.client.applyStatus(
       resources.xenMigrations,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMigration",
-        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
-        status,
-      },
+      statusApply("XenMigration", { name: m.metadata.name, namespace: m.metadata.namespace }, status),
       `${this.d.fieldManager}-progress`,
     );
   }
@@ -384,12 +379,11 @@ export class MigrationRoles implements Admission {
     });
     await this.d.client.applyStatus(
       resources.xenMigrations,
-      {
-        apiVersion: "kubexen.io/v1alpha1",
-        kind: "XenMigration",
-        metadata: { name: m.metadata.name, namespace: m.metadata.namespace },
-        status: { ...fields, conditions },
-      },
+      statusApply(
+        "XenMigration",
+        { name: m.metadata.name, namespace: m.metadata.namespace },
+        { ...fields, conditions },
+      ),
       `${this.d.fieldManager}-${type}`,
     );
   }
