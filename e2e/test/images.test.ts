@@ -5,7 +5,7 @@
 // from the rendered chart, on the sim driver (no Xen here). A broken image must fail the checks.
 // Docker on a laptop or podman here (e2e/src/containers.ts).
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -57,6 +57,7 @@ interface Volume {
 }
 interface PodSpec {
   serviceAccountName: string;
+  securityContext?: { fsGroup?: number };
   initContainers?: PodContainer[];
   containers: PodContainer[];
   volumes?: Volume[];
@@ -220,6 +221,8 @@ describe("images", () => {
         for (const [k, b64] of Object.entries(s.data as Record<string, string>)) {
           writeFileSync(join(dir, k), Buffer.from(b64, "base64"));
           chmodSync(join(dir, k), v.secret.defaultMode ?? 0o644);
+          // As the kubelet does: the pod's fsGroup owns its volumes' files.
+          if (spec.securityContext?.fsGroup !== undefined) chownSync(join(dir, k), 0, spec.securityContext.fsGroup);
         }
       } else if (v.configMap) {
         // As the kubelet, which holds the pod until its ConfigMap exists.
