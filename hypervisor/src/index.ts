@@ -4,6 +4,7 @@ export { type MigrationFaultPhase, type SimFaults, type SimHostOptions, SimHyper
 export { PAGE_BYTES, type PrecopyInput, type PrecopyPlan, planPrecopy } from "./sim/precopy.ts";
 export * from "./types.ts";
 export { emitXlConfig, parseXlConfig, toXlConfig, type XlConfig } from "./xl/config.ts";
-export { type XlDriverOptions, XlHypervisor } from "./xl/driver.ts";
+export { systemdBooted, type XlDriverOptions, XlHypervisor } from "./xl/driver.ts";
 export { classify, stderrSummary, xlRunner } from "./xl/exec.ts";
 export * from "./xl/parse.ts";
+export { DOMAIN_SLICE, type DomainScope, domainScope, scopedCommand } from "./xl/scope.ts";

@@ -79,6 +79,8 @@ export interface MigrateReceiveOptions {
   /** Called when the stream announced the domain, before memory arrives. */
   onAnnounce?: (d: { uuid: string; name: string; memoryMiB: number }) => void;
   signal?: AbortSignal;
+  /** The arriving domain's UUID, when the caller knows it (names the receiver's scope on systemd hosts). */
+  uuid?: string;
 }
 
 export type HypervisorEvent =
@@ -110,7 +112,8 @@ export interface Hypervisor {
   reboot(uuid: string): Promise<void>;
   /** Saves memory and state to `path` on the host; the domain stops. */
   save(uuid: string, path: string): Promise<void>;
-  restore(path: string, opts?: { paused?: boolean }): Promise<DomainInfo>;
+  /** `uuid`: the saved domain's, when the caller knows it (names its scope on systemd hosts). */
+  restore(path: string, opts?: { paused?: boolean; uuid?: string }): Promise<DomainInfo>;
   setMemory(uuid: string, mib: number): Promise<void>;
   setVcpus(uuid: string, vcpus: number): Promise<void>;
   setCredit2(uuid: string, params: { weight: number; cap: number }): Promise<void>;

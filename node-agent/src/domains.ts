@@ -200,7 +200,7 @@ export class DomainController {
         return info;
       }
       case "restore":
-        return hv.restore(a.path, { paused: a.paused });
+        return hv.restore(a.path, { paused: a.paused, uuid });
       case "shutdown":
         await hv.shutdown(uuid, a.graceMs);
         return undefined;

@@ -79,7 +79,7 @@ export class MigrationRoles implements Admission {
     void (async () => {
       const m = this.d.incoming.get(name);
       try {
-        const dom = await this.d.hv.migrateReceive(stream).catch(async (err: unknown) => {
+        const dom = await this.d.hv.migrateReceive(stream, { uuid: m?.status?.domainUUID }).catch(async (err: unknown) => {
           await this.receiveFailed(name, m, err);
           return undefined;
         });

@@ -3,6 +3,7 @@
 // change); every call has a timeout; `xl shutdown` is polled rather than
 // waited with -w, which never times out; memory is always given with a unit.
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -22,6 +23,7 @@ import type {
 import { emitXlConfig, toXlConfig } from "./config.ts";
 import { type XlRunner, xlRunner } from "./exec.ts";
 import { capabilities, parseDom0, parseMigrateLine, parseXlListLong, parseXlListVerbose, xlInfo } from "./parse.ts";
+import { type DomainScope, domainScope, type ScopedVerb, scopedCommand } from "./scope.ts";
 
 export interface XlDriverOptions {
   /** Where generated xl.cfg files and migration sockets live. */
@@ -31,7 +33,15 @@ export interface XlDriverOptions {
   /** Console logs written by xenconsoled (XENCONSOLED_TRACE=guest). */
   consoleLogDir?: string;
   pollMs?: number;
+  /**
+   * Start the processes that must outlive the agent (domain monitors, device models) in a
+   * transient systemd scope per domain (scope.ts). Default: when systemd is PID 1.
+   */
+  domainScopes?: boolean;
 }
+
+/** sd_booted(3): systemd is the init system when this directory exists. */
+export const systemdBooted = (dir = "/run/systemd/system") => existsSync(dir);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,6 +49,7 @@ export class XlHypervisor implements Hypervisor {
   readonly kind = "xl" as const;
   private readonly xl: XlRunner;
   private readonly o: Required<Omit<XlDriverOptions, "xl">>;
+  private scopeCount = 0;
   private listeners = new Set<(e: HypervisorEvent) => void>();
   private poller: NodeJS.Timeout | undefined;
   private last = new Map<string, DomainInfo>();
@@ -46,7 +57,14 @@ export class XlHypervisor implements Hypervisor {
   private migratable: Promise<string[]> | undefined;
 
   constructor(o: XlDriverOptions = {}) {
-    this.o = { workDir: "/var/lib/kubexen/xl", xlBin: "xl", consoleLogDir: "/var/log/xen/console", pollMs: 2000, ...o };
+    this.o = {
+      workDir: "/var/lib/kubexen/xl",
+      xlBin: "xl",
+      consoleLogDir: "/var/log/xen/console",
+      pollMs: 2000,
+      ...o,
+      domainScopes: o.domainScopes ?? systemdBooted(),
+    };
     this.xl = o.xl ?? xlRunner(this.o.xlBin);
   }
 
@@ -101,6 +119,13 @@ export class XlHypervisor implements Hypervisor {
     return p;
   }
 
+  /** The scope for an `xl <verb>` of domain `uuid`, when domains get scopes on this host. */
+  private scope(verb: ScopedVerb, uuid: string | undefined): DomainScope | undefined {
+    if (!this.o.domainScopes) return undefined;
+    // Unique per agent run and call: the time in ms, then a counter.
+    return domainScope(verb, uuid, `${Date.now().toString(36)}${(this.scopeCount++).toString(36)}`);
+  }
+
   private async domid(uuid: string): Promise<string> {
     const d = await this.getDomain(uuid);
     if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
@@ -121,7 +146,10 @@ export class XlHypervisor implements Hypervisor {
     const path = join(this.o.workDir, `${config.uuid}.cfg`);
     await writeFile(path, emitXlConfig(toXlConfig(config)));
     try {
-      await this.xl(["create", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 120_000 });
+      await this.xl(["create", ...(opts.paused ? ["-p"] : []), path], {
+        timeoutMs: 120_000,
+        scope: this.scope("create", config.uuid),
+      });
     } catch (err) {
       // A failed create can leave a half-built domain: remove it (only one this call built).
       const left = await this.getDomain(config.uuid).catch(() => undefined);
@@ -180,9 +208,12 @@ export class XlHypervisor implements Hypervisor {
     await this.xl(["save", await this.domid(uuid), path], { timeoutMs: 600_000 });
   }
 
-  async restore(path: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+  async restore(path: string, opts: { paused?: boolean; uuid?: string } = {}): Promise<DomainInfo> {
     const before = new Set((await this.listDomains()).map((d) => d.domid));
-    await this.xl(["restore", ...(opts.paused ? ["-p"] : []), path], { timeoutMs: 600_000 });
+    await this.xl(["restore", ...(opts.paused ? ["-p"] : []), path], {
+      timeoutMs: 600_000,
+      scope: this.scope("restore", opts.uuid),
+    });
     const d = (await this.listDomains()).find((x) => !before.has(x.domid));
     if (!d) throw new HypervisorError("Failed", `xl restore ${path} returned but no new domain appeared`);
     return d;
@@ -409,7 +440,9 @@ export class XlHypervisor implements Hypervisor {
     const before = new Set((await this.listDomains()).map((d) => d.domid));
     let lastLines: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(this.o.xlBin, ["migrate-receive"], { stdio: ["pipe", "pipe", "pipe"] });
+      // The receiver ends as the arrived domain's monitor: it goes in the domain's scope.
+      const run = scopedCommand(this.o.xlBin, ["migrate-receive"], this.scope("migrate-receive", opts.uuid));
+      const child = spawn(run.command, run.args, { stdio: ["pipe", "pipe", "pipe"] });
       transport.pipe(child.stdin);
       child.stdout.pipe(transport, { end: false });
       const onAbort = () => child.kill("SIGTERM");

@@ -2,14 +2,24 @@
 // errors. xl exits with the negated libxl error code (so 253 is ERROR_FAIL,
 // -3), and some failures only show in its messages.
 import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { HypervisorError, type HypervisorErrorCode } from "../errors.ts";
+import { type DomainScope, scopedCommand } from "./scope.ts";
 
 export interface XlResult {
   stdout: string;
   stderr: string;
 }
 
-export type XlRunner = (args: string[], opts?: { timeoutMs?: number }) => Promise<XlResult>;
+export interface XlRunOptions {
+  timeoutMs?: number;
+  /** Run in this transient systemd scope (scope.ts): for commands whose processes must outlive the agent. */
+  scope?: DomainScope;
+}
+
+export type XlRunner = (args: string[], opts?: XlRunOptions) => Promise<XlResult>;
 
 /** libxl error numbers (libxl_types.idl), negated as xl's exit code. */
 const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
@@ -77,15 +87,26 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
     new Promise((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs;
       const cmd = `${bin} ${args.join(" ")}`;
-      // No stdin: xl may exit before reading it, and a write to it would fail with EPIPE.
-      const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+      const run = scopedCommand(bin, args, opts.scope);
+      // A scoped command writes to files, not pipes: if the agent dies while it runs, a pipe's
+      // reader is gone and xl's next message would kill it (SIGPIPE) halfway through building a domain.
+      const files = opts.scope ? outputFiles(opts.scope.unit) : undefined;
+      let child: ReturnType<typeof spawn>;
+      try {
+        // No stdin: xl may exit before reading it, and a write to it would fail with EPIPE.
+        child = spawn(run.command, run.args, {
+          stdio: ["ignore", files?.out.fd ?? "pipe", files?.err.fd ?? "pipe"],
+        });
+      } finally {
+        files?.close();
+      }
       let stdout = "";
       let stderr = "";
       let timedOut = false;
-      child.stdout.setEncoding("utf8").on("data", (c: string) => {
+      child.stdout?.setEncoding("utf8").on("data", (c: string) => {
         stdout += c;
       });
-      child.stderr.setEncoding("utf8").on("data", (c: string) => {
+      child.stderr?.setEncoding("utf8").on("data", (c: string) => {
         stderr += c;
       });
       const timer = setTimeout(() => {
@@ -94,10 +115,12 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
       }, timeoutMs);
       child.on("error", (err) => {
         clearTimeout(timer);
+        files?.read();
         reject(new HypervisorError("Unavailable", `${cmd}: ${err.message}`, { command: cmd, cause: err }));
       });
       child.on("close", (code) => {
         clearTimeout(timer);
+        if (files) ({ stdout, stderr } = files.read());
         if (timedOut)
           return reject(
             new HypervisorError("Timeout", `${cmd}: no answer within ${timeoutMs} ms`, { command: cmd, stderr }),
@@ -115,4 +138,32 @@ export function xlRunner(bin = "xl", defaultTimeoutMs = 60_000): XlRunner {
         );
       });
     });
+}
+
+/** Files for a scoped command's stdout and stderr; `read` returns their text and removes them. */
+function outputFiles(unit: string) {
+  const base = join(tmpdir(), `${unit}.${process.pid}`);
+  const out = { path: `${base}.out`, fd: openSync(`${base}.out`, "w", 0o600) };
+  const err = { path: `${base}.err`, fd: openSync(`${base}.err`, "w", 0o600) };
+  return {
+    out,
+    err,
+    /** The child holds its own copies once spawned. */
+    close() {
+      closeSync(out.fd);
+      closeSync(err.fd);
+    },
+    read(): XlResult {
+      const text = (p: string) => {
+        try {
+          return readFileSync(p, "utf8");
+        } catch {
+          return "";
+        } finally {
+          rmSync(p, { force: true });
+        }
+      };
+      return { stdout: text(out.path), stderr: text(err.path) };
+    },
+  };
 }
