@@ -79,10 +79,12 @@ export class MigrationRoles implements Admission {
     void (async () => {
       const m = this.d.incoming.get(name);
       try {
-        const dom = await this.d.hv.migrateReceive(stream, { uuid: m?.status?.domainUUID }).catch(async (err: unknown) => {
-          await this.receiveFailed(name, m, err);
-          return undefined;
-        });
+        const dom = await this.d.hv
+          .migrateReceive(stream, { uuid: m?.status?.domainUUID })
+          .catch(async (err: unknown) => {
+            await this.receiveFailed(name, m, err);
+            return undefined;
+          });
         // The domain runs here: a report the API server does not take is retried, never taken for a failed receive.
         if (dom && m)
           await this.untilStored(name, "TargetRunning", () =>
