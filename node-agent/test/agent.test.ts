@@ -402,10 +402,12 @@ describe("node agent self-fencing (sim watchdog)", () => {
       host: "xen-f",
       hypervisor: sim,
       allowedPathRoots: ROOTS,
-      heartbeatIntervalMs: 500,
-      leaseDurationSeconds: 2,
+      // Seconds, not fractions: a process stall of a second or two on a loaded machine must not pass
+      // for a lost heartbeat while the heartbeat is healthy.
+      heartbeatIntervalMs: 1000,
+      leaseDurationSeconds: 6,
       logger: log,
-      fencing: { watchdog: new SimWatchdog(sim), fenceTimeoutMs: 2000, watchdogTimeoutMs: 1000 },
+      fencing: { watchdog: new SimWatchdog(sim), fenceTimeoutMs: 6000, watchdogTimeoutMs: 3000 },
     });
     try {
       await agent.start();
@@ -428,14 +430,14 @@ describe("node agent self-fencing (sim watchdog)", () => {
       );
       await until("running", async () => (await sim.getDomain(uuid))?.state === "running");
       // With a healthy heartbeat, the watchdog is fed well past its timeout.
-      await new Promise((r) => setTimeout(r, 3500));
+      await new Promise((r) => setTimeout(r, 10_000));
       assert.equal(sim.watchdogResets, 0);
       assert.ok(await sim.getDomain(uuid));
       const cutAt = Date.now();
       await agent.partition();
-      await until("host reset by its watchdog", async () => sim.watchdogResets === 1, 10_000);
+      await until("host reset by its watchdog", async () => sim.watchdogResets === 1, 30_000);
       const elapsed = Date.now() - cutAt;
-      assert.ok(elapsed >= 2000, `fenced after ${elapsed} ms, not before the fence timeout`);
+      assert.ok(elapsed >= 6000, `fenced after ${elapsed} ms, not before the fence timeout`);
       assert.ok(agent.isFenced);
       assert.deepEqual(await sim.listDomains(), [], "the reset destroyed every domain");
     } finally {
