@@ -5,38 +5,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Constraints } from "../src/balancer/constraints.ts";
-import type { BalanceDomain, BalanceHost } from "../src/balancer/types.ts";
+import type { BalanceHost } from "../src/balancer/types.ts";
 import { DEFAULT_OVERCOMMIT } from "../src/placement.ts";
+import { dom, host } from "./balance-fixtures.ts";
 
-const host = (name: string, o: Partial<BalanceHost> = {}): BalanceHost => ({
-  name,
-  ready: true,
-  counted: true,
-  unschedulable: false,
-  inMaintenance: false,
-  labels: {},
-  cpus: 16,
-  memoryMiB: 65536,
-  guestTypes: ["pv", "pvh", "hvm"],
-  pciAssignable: [],
-  ...o,
-});
-const dom = (key: string, h: string, o: Partial<BalanceDomain> = {}): BalanceDomain => ({
-  key,
-  host: h,
-  namespace: "ns",
-  name: key,
-  labels: {},
-  memoryMiB: 4096,
-  vcpus: 2,
-  pciDevices: [],
-  type: "pvh",
-  hostSelector: {},
-  antiAffinity: [],
-  cpuCores: 1,
-  movable: true,
-  ...o,
-});
 const keys = (xs: readonly { name: string }[]) => xs.map((x) => x.name).sort();
 
 describe("balancer constraints", () => {

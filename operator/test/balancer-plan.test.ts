@@ -15,36 +15,8 @@ import {
   planBalance,
 } from "../src/balancer-plan.ts";
 import { unfit } from "../src/placement.ts";
+import { dom, host } from "./balance-fixtures.ts";
 
-const host = (name: string, o: Partial<BalanceHost> = {}): BalanceHost => ({
-  name,
-  ready: true,
-  counted: true,
-  unschedulable: false,
-  inMaintenance: false,
-  labels: {},
-  cpus: 16,
-  memoryMiB: 65536,
-  guestTypes: ["pv", "pvh", "hvm"],
-  pciAssignable: [],
-  ...o,
-});
-const dom = (key: string, h: string, o: Partial<BalanceDomain> = {}): BalanceDomain => ({
-  key,
-  host: h,
-  namespace: "ns",
-  name: key,
-  labels: {},
-  memoryMiB: 4096,
-  vcpus: 2,
-  pciDevices: [],
-  type: "pvh",
-  hostSelector: {},
-  antiAffinity: [],
-  cpuCores: 1,
-  movable: true,
-  ...o,
-});
 const P: BalanceParams = {
   weights: { cpu: 0.5, memory: 0.5 },
   threshold: 0.05,

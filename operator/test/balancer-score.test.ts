@@ -6,36 +6,8 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { gibOf, hostLoads, imbalance, Scorer } from "../src/balancer/score.ts";
 import type { BalanceDomain, BalanceHost } from "../src/balancer/types.ts";
+import { dom, host } from "./balance-fixtures.ts";
 
-const host = (name: string, o: Partial<BalanceHost> = {}): BalanceHost => ({
-  name,
-  ready: true,
-  counted: true,
-  unschedulable: false,
-  inMaintenance: false,
-  labels: {},
-  cpus: 16,
-  memoryMiB: 65536,
-  guestTypes: ["pv", "pvh", "hvm"],
-  pciAssignable: [],
-  ...o,
-});
-const dom = (key: string, h: string, o: Partial<BalanceDomain> = {}): BalanceDomain => ({
-  key,
-  host: h,
-  namespace: "ns",
-  name: key,
-  labels: {},
-  memoryMiB: 4096,
-  vcpus: 2,
-  pciDevices: [],
-  type: "pvh",
-  hostSelector: {},
-  antiAffinity: [],
-  cpuCores: 1,
-  movable: true,
-  ...o,
-});
 const W = { cpu: 0.5, memory: 0.5 };
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} vs ${b}`);
 // Variances, not deviations: near zero the square root magnifies the sums' rounding (1e-18 -> 1e-9).
