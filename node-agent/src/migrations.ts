@@ -177,9 +177,12 @@ export class MigrationRoles implements Admission {
   /** The target's copy outside a live stream of this process (targetSettle): reported, or removed. */
   private async settleAsTarget(m: XenMigration): Promise<void> {
     const uuid = m.status?.domainUUID;
-    if (!uuid) return;
-    const dom = await this.d.hv.getDomain(uuid);
     const key = objectKey(m);
+    // A stream of this process fills the copy: nothing to settle, and no xl to run. The source
+    // reports progress every second, and each report would otherwise cost the receiving dom0 an
+    // xl process while it is busiest.
+    if (!uuid || this.receiving.has(key)) return;
+    const dom = await this.d.hv.getDomain(uuid);
     const s = targetSettle({
       phase: m.status?.phase,
       targetReported: !!getCondition(conds(m), "TargetRunning"),
