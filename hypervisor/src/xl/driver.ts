@@ -50,6 +50,9 @@ export class XlHypervisor implements Hypervisor {
   private readonly xl: XlRunner;
   private readonly o: Required<Omit<XlDriverOptions, "xl">>;
   private scopeCount = 0;
+  private polling = false;
+  private pollTicks = 0;
+  private migrationsInFlight = 0;
   private listeners = new Set<(e: HypervisorEvent) => void>();
   private poller: NodeJS.Timeout | undefined;
   private last = new Map<string, DomainInfo>();
@@ -259,11 +262,19 @@ export class XlHypervisor implements Hypervisor {
   }
 
   private async poll(): Promise<void> {
+    // `xl list` can take longer than the interval on a busy dom0: never run two at once.
+    if (this.polling) return;
+    // A live migration needs dom0's CPU (xl's save and restore, the stream's TLS): while one runs
+    // here, look every fifth tick only.
+    if (this.migrationsInFlight > 0 && this.pollTicks++ % 5 !== 0) return;
+    this.polling = true;
     let now: DomainInfo[];
     try {
       now = await this.listDomains();
     } catch {
       return;
+    } finally {
+      this.polling = false;
     }
     const seen = new Set<string>();
     for (const d of now) {
@@ -294,6 +305,15 @@ export class XlHypervisor implements Hypervisor {
    * authenticated stream it was given.
    */
   async migrateSend(uuid: string, transport: Duplex, opts: MigrateSendOptions = {}): Promise<MigrationStats> {
+    this.migrationsInFlight++;
+    try {
+      return await this.sendMigration(uuid, transport, opts);
+    } finally {
+      this.migrationsInFlight--;
+    }
+  }
+
+  private async sendMigration(uuid: string, transport: Duplex, opts: MigrateSendOptions): Promise<MigrationStats> {
     const d = await this.getDomain(uuid);
     if (!d) throw new HypervisorError("NotFound", `no domain with UUID ${uuid} on this host`);
     // Refused before xl starts: a pv guest on a Xen without shadow paging fails only once xl has
@@ -436,6 +456,15 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async migrateReceive(transport: Duplex, opts: MigrateReceiveOptions = {}): Promise<DomainInfo> {
+    this.migrationsInFlight++;
+    try {
+      return await this.receiveMigration(transport, opts);
+    } finally {
+      this.migrationsInFlight--;
+    }
+  }
+
+  private async receiveMigration(transport: Duplex, opts: MigrateReceiveOptions): Promise<DomainInfo> {
     // By domid: migrating to this same host, the UUID is already here (the source).
     const before = new Set((await this.listDomains()).map((d) => d.domid));
     let lastLines: string[] = [];
