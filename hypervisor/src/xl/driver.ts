@@ -20,6 +20,7 @@ import type {
   MigrateSendOptions,
   MigrationStats,
 } from "../types.ts";
+import { coalesced } from "./coalesce.ts";
 import { emitXlConfig, toXlConfig } from "./config.ts";
 import { type XlRunner, xlRunner } from "./exec.ts";
 import { capabilities, parseDom0, parseMigrateLine, parseXlListLong, parseXlListVerbose, xlInfo } from "./parse.ts";
@@ -58,6 +59,12 @@ export class XlHypervisor implements Hypervisor {
   private last = new Map<string, DomainInfo>();
   /** Guest types this host live-migrates: from virt_caps, fixed at boot, so read once. */
   private migratable: Promise<string[]> | undefined;
+  /** Assignable PCI devices change only when an administrator assigns one: read once a minute. */
+  private assignable: { at: number; devices: Promise<string[]> } | undefined;
+  /** `xl list -v`, one at a time, shared by the callers that arrive while one runs (coalesce.ts). */
+  private readonly readDomains = coalesced(async () =>
+    parseXlListVerbose((await this.xl(["list", "-v"], { timeoutMs: 15_000 })).stdout),
+  );
 
   constructor(o: XlDriverOptions = {}) {
     this.o = {
@@ -72,10 +79,10 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async hostInfo(): Promise<HostInfo> {
-    const [info, dom0, assignable] = await Promise.all([
+    const [info, dom0, pciAssignable] = await Promise.all([
       this.xl(["info"], { timeoutMs: 15_000 }),
       this.xl(["list", "0"], { timeoutMs: 15_000 }),
-      this.xl(["pci-assignable-list"], { timeoutMs: 15_000 }).catch(() => ({ stdout: "", stderr: "" })),
+      this.pciAssignable(),
     ]);
     const i = xlInfo(info.stdout);
     const caps = capabilities(i.virtCaps);
@@ -92,16 +99,27 @@ export class XlHypervisor implements Hypervisor {
       dom0Vcpus: d0.vcpus,
       scheduler: i.scheduler,
       ...caps,
-      pciAssignable: assignable.stdout
-        .split("\n")
-        .map((l) => l.trim())
-        .filter((l) => /^[0-9a-f]{4}:/.test(l)),
+      pciAssignable,
     };
   }
 
-  async listDomains(): Promise<DomainInfo[]> {
-    const { stdout } = await this.xl(["list", "-v"], { timeoutMs: 15_000 });
-    return parseXlListVerbose(stdout);
+  private pciAssignable(): Promise<string[]> {
+    const now = Date.now();
+    if (this.assignable && now - this.assignable.at < 60_000) return this.assignable.devices;
+    const devices = this.xl(["pci-assignable-list"], { timeoutMs: 15_000 }).then(
+      ({ stdout }) =>
+        stdout
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => /^[0-9a-f]{4}:/.test(l)),
+      () => [] as string[],
+    );
+    this.assignable = { at: now, devices };
+    return devices;
+  }
+
+  listDomains(): Promise<DomainInfo[]> {
+    return this.readDomains();
   }
 
   async getDomain(uuid: string): Promise<DomainInfo | undefined> {
@@ -376,16 +394,28 @@ export class XlHypervisor implements Hypervisor {
     // xl does not say when it suspends the guest for the last copy; its state does ("---ss-").
     // Watched only once the first full pass is sent: each xl call costs the emulated or busy dom0
     // CPU the transfer needs.
+    // One look at a time, and the pause after each four times as long as it took: on a real host a
+    // look takes milliseconds, on a busy emulated dom0 over a second, which the rounds need.
     const firstPass = d.memoryMiB * 2 ** 20;
-    const watcher = setInterval(() => {
-      if (sent < firstPass) return;
-      void this.xl(["list", "-v", String(d.domid)], { timeoutMs: 5000 })
-        .then(({ stdout }) => {
-          const state = parseXlListVerbose(stdout)[0]?.state;
-          if (state === "shutdown" || state === "paused") suspendedAt ??= Date.now();
-        })
-        .catch(() => {});
-    }, 500);
+    let watcher: NodeJS.Timeout | undefined;
+    let watching = true;
+    const look = (afterMs: number) => {
+      if (!watching) return;
+      watcher = setTimeout(() => {
+        if (sent < firstPass) return look(500);
+        const t = Date.now();
+        void this.xl(["list", "-v", String(d.domid)], { timeoutMs: 5000 })
+          .then(({ stdout }) => {
+            const state = parseXlListVerbose(stdout)[0]?.state;
+            if (state === "shutdown" || state === "paused") suspendedAt ??= Date.now();
+          })
+          .catch(() => {})
+          .finally(() => {
+            if (suspendedAt === undefined) look(Math.max(500, 4 * (Date.now() - t)));
+          });
+      }, afterMs);
+    };
+    look(500);
     try {
       await new Promise<void>((resolve, reject) => {
         const child = spawn(this.o.xlBin, ["migrate", "-s", "", String(d.domid), `socat - UNIX-CONNECT:${sock}`], {
@@ -432,7 +462,8 @@ export class XlHypervisor implements Hypervisor {
       throw new MigrationError(permissionAt ? "handover" : "transfer", (err as Error).message, ambiguous, err);
     } finally {
       clearInterval(ticker);
-      clearInterval(watcher);
+      watching = false;
+      clearTimeout(watcher);
       server.close();
       await rm(sock, { force: true });
       await capping;
