@@ -1,5 +1,6 @@
 // XenMigration: one live migration of one domain. Its spec is fixed at
 // creation; the operator and the two agents drive its status.
+import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { immutable, validations } from "./cel.ts";
 import { conditions, ObjectMetaSchema, objectName, observedGeneration, time } from "./meta.ts";
@@ -102,3 +103,27 @@ export const XenMigrationSchema = z.object({
 });
 export type XenMigration = z.infer<typeof XenMigrationSchema>;
 export type XenMigrationStatus = z.infer<typeof XenMigrationStatusSchema>;
+
+/** The status fields the source rewrites while the stream runs (about once a second). */
+export const MIGRATION_PROGRESS_FIELDS = [
+  "bytesTransferred",
+  "rounds",
+  "dirtyPages",
+  "throttlePercent",
+  "progressTime",
+] as const satisfies ReadonlyArray<keyof XenMigrationStatus>;
+
+/**
+ * Whether `obj` differs from `old` in its progress report alone (and in the metadata every write
+ * changes): such a change tells a controller that watches migrations for other reasons (the
+ * agent's domains, the balancer) nothing new, and costs a busy dom0 a reconcile each second.
+ */
+export function onlyProgressChanged(old: XenMigration, obj: XenMigration): boolean {
+  const strip = (m: XenMigration) => {
+    const status: Record<string, unknown> = { ...m.status };
+    for (const f of MIGRATION_PROGRESS_FIELDS) delete status[f];
+    const { resourceVersion: _rv, managedFields: _mf, ...metadata } = m.metadata;
+    return { ...m, metadata, status };
+  };
+  return isDeepStrictEqual(strip(old), strip(obj));
+}

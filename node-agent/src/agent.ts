@@ -4,13 +4,22 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { hostLeaseName, resources, statusApply, type XenDomain, type XenHost, type XenMigration } from "@kubexen/crds";
+import {
+  hostLeaseName,
+  onlyProgressChanged,
+  resources,
+  statusApply,
+  type XenDomain,
+  type XenHost,
+  type XenMigration,
+} from "@kubexen/crds";
 import type { DomainInfo, HostInfo, Hypervisor } from "@kubexen/hypervisor";
 import {
   Controller,
   createLogger,
   errorMessage,
   type Informer,
+  type InformerEvent,
   type Logger,
   Manager,
   objectKey,
@@ -21,7 +30,7 @@ import { DEFAULT_BRIDGES, DEFAULT_PATH_ROOTS, DEFAULT_PCI_DEVICES, type HostPoli
 import { DomainController } from "./domains.ts";
 import { Fencer, type Watchdog } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { hostStatus, OrphanReporter, registerHost, reportChanged } from "./host.ts";
+import { hostStatus, nextReportMs, OrphanReporter, registerHost, reportChanged } from "./host.ts";
 import { MigrationRoles } from "./migrations.ts";
 import type { Backoff } from "./plan.ts";
 import { MigrationServer, type TlsFiles } from "./transport.ts";
@@ -170,7 +179,9 @@ export class NodeAgent {
     });
     this.controller.watch(this.domains);
     const byUUID = (uuid?: string) => this.domains.list().find((d) => d.status?.uuid === uuid);
-    const remap = (ev: { obj: XenMigration }) => {
+    const remap = (ev: InformerEvent<XenMigration>) => {
+      // The source reports progress each second: that alone changes nothing for the domain here.
+      if (ev.type === "update" && !ev.resync && onlyProgressChanged(ev.old, ev.obj)) return undefined;
       const d = byUUID(ev.obj.status?.domainUUID);
       return d ? objectKey(d) : undefined;
     };
@@ -304,10 +315,13 @@ export class NodeAgent {
     const every = this.o.reportIntervalMs ?? 10_000;
     const loop = () => {
       if (this.stopped) return;
-      this.reportTimer = setTimeout(async () => {
-        await this.report();
-        loop();
-      }, every);
+      this.reportTimer = setTimeout(
+        async () => {
+          await this.report();
+          loop();
+        },
+        nextReportMs(every, this.migrating().size),
+      );
       this.reportTimer.unref();
     };
     loop();
