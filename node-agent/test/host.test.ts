@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { XenHostStatus } from "@kubexen/crds";
 import { SimHypervisor } from "@kubexen/hypervisor";
-import { hostStatus, reportChanged } from "../src/index.ts";
+import { hostStatus, nextReportMs, reportChanged } from "../src/index.ts";
 
 const sim = new SimHypervisor({ hostname: "xen-r", memoryMiB: 8192, cpus: 4 });
 
@@ -64,5 +64,14 @@ describe("host report changes", () => {
     const b = await report(new Date(1_010_000), { conditions: a.status.conditions as never[] });
     assert.equal(reportChanged(a.status, b.status), true);
     await sim.destroy("8f2d6c1e-5b7a-4c3d-9e0f-1a2b3c4d5e6f");
+  });
+});
+
+describe("host report interval", () => {
+  it("is the configured interval with no migration here, three times it while one runs", () => {
+    assert.equal(nextReportMs(10_000, 0), 10_000);
+    assert.equal(nextReportMs(10_000, 1), 30_000);
+    assert.equal(nextReportMs(10_000, 4), 30_000);
+    assert.equal(nextReportMs(2_000, 0), 2_000);
   });
 });
