@@ -13,7 +13,7 @@ import type { TLSSocket } from "node:tls";
 import { signMigrationToken } from "@kubexen/crds";
 import { issueHostCert, makeCa } from "@kubexen/e2e";
 import { SimHypervisor } from "@kubexen/hypervisor";
-import { connectMigration, MigrationServer, type TlsFiles, throttled } from "../src/transport.ts";
+import { connectMigration, MigrationServer, migrationCiphers, type TlsFiles, throttled } from "../src/transport.ts";
 import { UsedTokens } from "../src/used-tokens.ts";
 
 const UID = randomUUID();
@@ -239,5 +239,16 @@ describe("migration transport", () => {
     srv.close();
     assert.equal(got, 2 * 2 ** 20);
     assert.ok(elapsed >= 400, `2 MiB at 4 MiB/s took ${elapsed} ms: the limit was not applied`);
+  });
+});
+
+describe("migration stream ciphers", () => {
+  it("puts ChaCha20-Poly1305 first on a CPU without AES instructions, and leaves OpenSSL's choice otherwise", () => {
+    const noAes = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov sse sse2 syscall nx lm svm";
+    assert.match(migrationCiphers(noAes) ?? "", /^TLS_CHACHA20_POLY1305_SHA256:/);
+    assert.equal(migrationCiphers(`${noAes} aes avx`), undefined);
+    assert.equal(migrationCiphers("fpu aes"), undefined);
+    // "aes" only as a whole flag: vaes alone is not AES-NI.
+    assert.match(migrationCiphers("fpu vaes") ?? "", /CHACHA20/);
   });
 });
