@@ -55,6 +55,8 @@ describe("the standalone unit", () => {
   });
 
   it("takes the host's settings from /etc/default/kubexen-node-agent, extra flags last", () => {
+    assert.ok(get("Service", "Environment").includes("NODE_COMPILE_CACHE=/var/cache/kubexen/node-compile-cache"));
+    assert.deepEqual(get("Service", "CacheDirectory"), ["kubexen"], "systemd makes the compile cache's directory");
     assert.deepEqual(get("Service", "EnvironmentFile"), ["-/etc/default/kubexen-node-agent"]);
     const exec = get("Service", "ExecStart")[0] ?? "";
     // Unbraced: systemd splits the value into words, one argument each.
