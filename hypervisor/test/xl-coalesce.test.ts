@@ -4,28 +4,23 @@ import { coalesced } from "../src/xl/coalesce.ts";
 
 /** A reader whose runs the test ends by hand, recording how many ran at once. */
 function reader() {
-  const runs: Array<{ resolve: (v: number) => void; reject: (e: Error) => void; startedAt: number }> = [];
-  let clock = 0;
+  const runs: Array<{ resolve: (v: number) => void; reject: (e: Error) => void }> = [];
   let active = 0;
   let maxActive = 0;
   const fn = () =>
     new Promise<number>((resolve, reject) => {
       active++;
       maxActive = Math.max(maxActive, active);
-      const startedAt = clock++;
-      runs.push({
-        resolve: (v) => {
+      // Either way the run ends: no longer active.
+      const ended =
+        <A>(f: (a: A) => void) =>
+        (a: A) => {
           active--;
-          resolve(v);
-        },
-        reject: (e) => {
-          active--;
-          reject(e);
-        },
-        startedAt,
-      });
+          f(a);
+        };
+      runs.push({ resolve: ended(resolve), reject: ended(reject) });
     });
-  return { fn, runs, tick: () => clock++, maxActive: () => maxActive };
+  return { fn, runs, maxActive: () => maxActive };
 }
 const flush = () => new Promise((r) => setImmediate(r));
 

@@ -32,7 +32,7 @@ export interface UsedTokenRecord {
 /**
  * TLS 1.3 suites for a host's streams. OpenSSL prefers AES-GCM, which is fast only with the CPU's
  * AES instructions; without them ChaCha20-Poly1305 is about twice as fast in software (measured
- * in docs/benchmarks.md), as BoringSSL and Go choose on their own. Undefined: OpenSSL's defaults.
+ * in e2e/xenlab/README.md), as BoringSSL and Go choose on their own. Undefined: OpenSSL's defaults.
  */
 export function migrationCiphers(cpuFlags: string): string | undefined {
   if (/\baes\b/.test(cpuFlags)) return undefined;
@@ -116,12 +116,13 @@ export class MigrationServer {
   constructor(o: MigrationServerOptions) {
     this.o = o;
     this.tls = o.tls;
+    const ciphers = localCiphers();
     this.server = createServer(
       {
         ...o.tls,
         // A receiver without AES instructions picks ChaCha20 even from a source that has them.
-        ...localCiphers(),
-        honorCipherOrder: localCiphers().ciphers !== undefined,
+        ...ciphers,
+        honorCipherOrder: ciphers.ciphers !== undefined,
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: "TLSv1.3",
