@@ -35,7 +35,7 @@ export const AGENT_HOST_CONDITIONS = new Set(["Ready", "MemoryPressure"]);
 export const CPU_LOAD_STEP = 0.05;
 
 /**
- * The wait before the next host report. A report costs dom0 three xl processes; while a live
+ * The wait before the next host report. A report costs dom0 two xl processes; while a live
  * migration runs here it needs that CPU more (its TLS and xl's save or restore), and the
  * migration's own status says what is in flight, so reports come a third as often.
  */

@@ -22,7 +22,9 @@ import type {
 } from "../types.ts";
 import { coalesced } from "./coalesce.ts";
 import { emitXlConfig, toXlConfig } from "./config.ts";
+import { type DomainWatch, watchDomains } from "./domain-watch.ts";
 import { type XlRunner, xlRunner } from "./exec.ts";
+import { DEFAULT_PACE, nextLookAt, restAfter } from "./pace.ts";
 import { capabilities, parseDom0, parseMigrateLine, parseXlListLong, parseXlListVerbose, xlInfo } from "./parse.ts";
 import { type DomainScope, domainScope, type ScopedVerb, scopedCommand } from "./scope.ts";
 
@@ -33,7 +35,12 @@ export interface XlDriverOptions {
   xlBin?: string;
   /** Console logs written by xenconsoled (XENCONSOLED_TRACE=guest). */
   consoleLogDir?: string;
+  /** Between looks at the domains for watch(), when xenstored's domain watches are not running. */
   pollMs?: number;
+  /** Between looks while they run: they miss only pauses and unpauses (pace.ts). */
+  resyncMs?: number;
+  /** The program that watches xenstore (domain-watch.ts); false to poll only. */
+  xenstoreWatchBin?: string | false;
   /**
    * Start the processes that must outlive the agent (domain monitors, device models) in a
    * transient systemd scope per domain (scope.ts). Default: when systemd is PID 1.
@@ -51,27 +58,40 @@ export class XlHypervisor implements Hypervisor {
   private readonly xl: XlRunner;
   private readonly o: Required<Omit<XlDriverOptions, "xl">>;
   private scopeCount = 0;
-  private polling = false;
-  private pollTicks = 0;
   private migrationsInFlight = 0;
   private listeners = new Set<(e: HypervisorEvent) => void>();
-  private poller: NodeJS.Timeout | undefined;
+  /** The looks at the domains that watch() reports from, paced by pace.ts. */
+  private looks = {
+    timer: undefined as NodeJS.Timeout | undefined,
+    at: Number.POSITIVE_INFINITY,
+    running: false,
+    lastEndMs: 0,
+    lastCostMs: 0,
+    rang: false,
+  };
+  private domainWatch: { watch: DomainWatch; up: boolean; startedAt: number } | undefined;
   private last = new Map<string, DomainInfo>();
   /** Guest types this host live-migrates: from virt_caps, fixed at boot, so read once. */
   private migratable: Promise<string[]> | undefined;
   /** Assignable PCI devices change only when an administrator assigns one: read once a minute. */
   private assignable: { at: number; devices: Promise<string[]> } | undefined;
+  /** dom0's size, from its row in the last `xl list -v`: the host report needs no `xl list 0` of its own. */
+  private dom0Size: { memoryMiB: number; vcpus: number } | undefined;
   /** `xl list -v`, one at a time, shared by the callers that arrive while one runs (coalesce.ts). */
-  private readonly readDomains = coalesced(async () =>
-    parseXlListVerbose((await this.xl(["list", "-v"], { timeoutMs: 15_000 })).stdout),
-  );
+  private readonly readDomains = coalesced(async () => {
+    const { stdout } = await this.xl(["list", "-v"], { timeoutMs: 15_000 });
+    this.dom0Size = parseDom0(stdout) ?? this.dom0Size;
+    return parseXlListVerbose(stdout);
+  });
 
   constructor(o: XlDriverOptions = {}) {
     this.o = {
       workDir: "/var/lib/kubexen/xl",
       xlBin: "xl",
       consoleLogDir: "/var/log/xen/console",
-      pollMs: 2000,
+      pollMs: DEFAULT_PACE.pollMs,
+      resyncMs: DEFAULT_PACE.resyncMs,
+      xenstoreWatchBin: "xenstore-watch",
       ...o,
       domainScopes: o.domainScopes ?? systemdBooted(),
     };
@@ -79,14 +99,14 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async hostInfo(): Promise<HostInfo> {
-    const [info, dom0, pciAssignable] = await Promise.all([
+    const [info, pciAssignable] = await Promise.all([
       this.xl(["info"], { timeoutMs: 15_000 }),
-      this.xl(["list", "0"], { timeoutMs: 15_000 }),
       this.pciAssignable(),
+      this.dom0Size ? undefined : this.readDomains(),
     ]);
     const i = xlInfo(info.stdout);
     const caps = capabilities(i.virtCaps);
-    const d0 = parseDom0(dom0.stdout) ?? { memoryMiB: 0, vcpus: 0 };
+    const d0 = this.dom0Size ?? { memoryMiB: 0, vcpus: 0 };
     return {
       hostname: i.hostname,
       xenVersion: i.xenVersion,
@@ -126,7 +146,7 @@ export class XlHypervisor implements Hypervisor {
     return (await this.listDomains()).find((d) => d.uuid === uuid);
   }
 
-  /** `xl info` alone, once (hostInfo runs three xl commands; a migration needs only this). */
+  /** `xl info` alone, once (hostInfo reads more; a migration needs only this). */
   private liveMigratable(): Promise<string[]> {
     if (this.migratable) return this.migratable;
     const p = this.xl(["info"], { timeoutMs: 15_000 }).then(
@@ -189,8 +209,9 @@ export class XlHypervisor implements Hypervisor {
     await this.xl(["shutdown", id], { timeoutMs: 15_000 }).catch(() => {});
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      const t = Date.now();
       if (!(await this.getDomain(uuid))) return "shutdown";
-      await sleep(Math.min(1000, this.o.pollMs));
+      await sleep(restAfter(Math.min(1000, this.o.pollMs), Date.now() - t));
     }
     await this.destroy(uuid);
     return "destroyed";
@@ -266,34 +287,91 @@ export class XlHypervisor implements Hypervisor {
 
   watch(onEvent: (e: HypervisorEvent) => void): () => void {
     this.listeners.add(onEvent);
-    if (!this.poller) {
-      this.poller = setInterval(() => void this.poll(), this.o.pollMs);
-      this.poller.unref();
-    }
+    this.startDomainWatch();
+    this.scheduleLook();
     return () => {
       this.listeners.delete(onEvent);
-      if (!this.listeners.size) {
-        clearInterval(this.poller);
-        this.poller = undefined;
-      }
+      if (!this.listeners.size) this.stopLooking();
     };
   }
 
-  private async poll(): Promise<void> {
-    // `xl list` can take longer than the interval on a busy dom0: never run two at once.
-    if (this.polling) return;
-    // A live migration needs dom0's CPU (xl's save and restore, the stream's TLS): while one runs
-    // here, look every fifth tick only.
-    if (this.migrationsInFlight > 0 && this.pollTicks++ % 5 !== 0) return;
-    this.polling = true;
-    let now: DomainInfo[];
-    try {
-      now = await this.listDomains();
-    } catch {
-      return;
-    } finally {
-      this.polling = false;
+  /** xenstored's domain watches, when the host has them and they are not running. */
+  private startDomainWatch(): void {
+    const bin = this.o.xenstoreWatchBin;
+    if (!bin || this.domainWatch || !this.listeners.size) return;
+    const state = {
+      up: false,
+      startedAt: Date.now(),
+      watch: watchDomains(
+        bin,
+        () => {
+          state.up = true;
+          this.looks.rang = true;
+          this.scheduleLook();
+        },
+        () => {
+          // Back to polling; started again at the next resync.
+          state.up = false;
+          this.scheduleLook();
+        },
+      ),
+    };
+    this.domainWatch = state;
+  }
+
+  private stopLooking(): void {
+    clearTimeout(this.looks.timer);
+    this.looks.timer = undefined;
+    this.looks.at = Number.POSITIVE_INFINITY;
+    this.domainWatch?.watch.stop();
+    this.domainWatch = undefined;
+  }
+
+  /** Sets the timer for the next look, unless one is running (it schedules when it ends) or due sooner. */
+  private scheduleLook(): void {
+    if (!this.listeners.size || this.looks.running) return;
+    const at = nextLookAt(
+      {
+        lastEndMs: this.looks.lastEndMs,
+        lastCostMs: this.looks.lastCostMs,
+        watching: this.domainWatch?.up ?? false,
+        rang: this.looks.rang,
+        migrating: this.migrationsInFlight > 0,
+      },
+      { ...DEFAULT_PACE, pollMs: this.o.pollMs, resyncMs: this.o.resyncMs },
+    );
+    if (this.looks.timer && at >= this.looks.at) return;
+    clearTimeout(this.looks.timer);
+    this.looks.at = at;
+    this.looks.timer = setTimeout(() => void this.look(), Math.max(0, at - Date.now()));
+    this.looks.timer.unref();
+  }
+
+  private async look(): Promise<void> {
+    this.looks.timer = undefined;
+    this.looks.at = Number.POSITIVE_INFINITY;
+    // A watch that went down is started again, at most once a resync.
+    if (this.domainWatch && !this.domainWatch.up && Date.now() - this.domainWatch.startedAt >= this.o.resyncMs) {
+      this.domainWatch.watch.stop();
+      this.domainWatch = undefined;
     }
+    this.startDomainWatch();
+    this.looks.running = true;
+    this.looks.rang = false;
+    const t = Date.now();
+    try {
+      this.report(await this.listDomains());
+    } catch {
+      // Seen again at the next look.
+    } finally {
+      this.looks.running = false;
+      this.looks.lastEndMs = Date.now();
+      this.looks.lastCostMs = this.looks.lastEndMs - t;
+      this.scheduleLook();
+    }
+  }
+
+  private report(now: DomainInfo[]): void {
     const seen = new Set<string>();
     for (const d of now) {
       seen.add(d.uuid);
@@ -313,7 +391,7 @@ export class XlHypervisor implements Hypervisor {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.poller);
+    this.stopLooking();
     this.listeners.clear();
   }
 
@@ -411,7 +489,7 @@ export class XlHypervisor implements Hypervisor {
           })
           .catch(() => {})
           .finally(() => {
-            if (suspendedAt === undefined) look(Math.max(500, 4 * (Date.now() - t)));
+            if (suspendedAt === undefined) look(restAfter(500, Date.now() - t));
           });
       }, afterMs);
     };
