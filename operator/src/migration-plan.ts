@@ -45,8 +45,10 @@ export interface MigrationView {
   targetFenced?: boolean;
   /** The source host has been fenced. */
   sourceFenced?: boolean;
-  /** The operator asked the source to stop sending (a timeout), and why. */
+  /** The operator asked the source to stop sending (a timeout, a deletion), and why. */
   abortRequested?: string;
+  /** Deleted: its finalizer holds it until it ends, which it does as soon as that is safe. */
+  deleting?: boolean;
   /** When PreparingTarget began. */
   preparingMs?: number;
   /** Per-migration (or per-domain) overrides of the policy's timeouts. */
@@ -162,9 +164,16 @@ export function completionTimeoutSeconds(memoryMiB: number, perGiB: number): num
   return Math.max(perGiB, Math.ceil((memoryMiB / 1024) * perGiB));
 }
 
+/** Why the operator asks a source to stop sending (the reason of the AbortRequested condition). */
+export type AbortCause = "Timeout" | "Deleted";
+
+export const DELETED_BEFORE_TRANSFER = "the XenMigration was deleted before its transfer began";
+export const DELETED_IN_TRANSFER =
+  "the XenMigration was deleted during its transfer; the domain stays on its source unless the handover had begun";
+
 export type Step =
   | { kind: "wait"; recheckMs?: number }
-  | { kind: "requestAbort"; reason: string }
+  | { kind: "requestAbort"; reason: string; cause: AbortCause }
   | { kind: "transfer" }
   | { kind: "handover" }
   | { kind: "fail"; reason: string }
@@ -173,6 +182,8 @@ export type Step =
 /** The next step of an admitted migration (Scheduling and Pending are the controller's: target choice needs the hosts). */
 export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): Step {
   if (m.phase === "PreparingTarget") {
+    // Nothing has been sent: ending it now leaves the domain where it is.
+    if (m.deleting) return { kind: "abort", reason: DELETED_BEFORE_TRANSFER };
     if (m.sourceFenced || m.targetFenced)
       return { kind: "fail", reason: `${m.sourceFenced ? m.sourceHost : m.targetHost} was fenced before the transfer` };
     if (m.targetReady?.status === "True") return { kind: "transfer" };
@@ -223,18 +234,23 @@ export function step(m: MigrationView, nowMs: number, limits: MigrationLimits): 
   }
   if (m.targetFenced)
     return { kind: "fail", reason: `${m.targetHost} was fenced; the domain keeps running on ${m.sourceHost}` };
-  // A timeout only asks the source to stop: the transfer may be past the point of no return, and
-  // only the source's report says whether the domain is still its own.
+  // A timeout or a deletion only asks the source to stop: the transfer may be past the point of no
+  // return, and only the source's report says whether the domain is still its own.
   if (m.abortRequested) return { kind: "wait", recheckMs: 1000 };
+  if (m.deleting) return { kind: "requestAbort", reason: DELETED_IN_TRANSFER, cause: "Deleted" };
   const perGiB = m.completionTimeoutPerGiB ?? limits.completionTimeoutPerGiB;
   const progressS = m.progressTimeoutSeconds ?? limits.progressTimeoutSeconds;
   const started = m.startedMs ?? nowMs;
   const total = completionTimeoutSeconds(m.memoryMiB ?? 1024, perGiB) * 1000;
   if (nowMs - started > total)
-    return { kind: "requestAbort", reason: `no completion within ${total / 1000} s (completion timeout)` };
+    return {
+      kind: "requestAbort",
+      reason: `no completion within ${total / 1000} s (completion timeout)`,
+      cause: "Timeout",
+    };
   const lastProgress = m.progressMs ?? started;
   if (nowMs - lastProgress > progressS * 1000)
-    return { kind: "requestAbort", reason: `no progress for ${progressS} s (progress timeout)` };
+    return { kind: "requestAbort", reason: `no progress for ${progressS} s (progress timeout)`, cause: "Timeout" };
   return { kind: "wait", recheckMs: 1000 };
 }
 
@@ -279,6 +295,7 @@ export interface AdmissionFacts {
 export type AdmissionAction =
   | { kind: "setPhase"; phase: "Scheduling" | "PreparingTarget"; fields: Record<string, unknown> }
   | { kind: "fail"; reason: string }
+  | { kind: "abort"; reason: string }
   | { kind: "requeue"; afterMs: number };
 
 /**
@@ -293,6 +310,8 @@ export function planAdmission(f: AdmissionFacts): AdmissionAction {
   const name = f.domainName;
   const requeue = (afterMs: number): AdmissionAction => ({ kind: "requeue", afterMs });
   const fail = (reason: string): AdmissionAction => ({ kind: "fail", reason });
+  // Deleted before it was sent: nothing moved, so it ends at once.
+  if (v.deleting) return { kind: "abort", reason: DELETED_BEFORE_TRANSFER };
   if (v.phase === "Pending") {
     if (!xd) return fail(`XenDomain ${name} does not exist in ${f.namespace}`);
     if (!xd.host || SETTLING.has(xd.phase)) return requeue(1000);

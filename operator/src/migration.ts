@@ -15,19 +15,23 @@ import {
   type XenMigrationPolicy,
 } from "@kubexen/crds";
 import {
+  addFinalizer,
   type EventRecorder,
   getCondition,
+  hasFinalizer,
   type Informer,
   type KubeClient,
   type Logger,
   objectKey,
   type ReconcileResult,
+  removeFinalizer,
   rfc3339,
 } from "@kubexen/sdk";
 import type { OperatorContext } from "./context.ts";
 import { isFenced } from "./fencing.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import {
+  type AbortCause,
   type AdmissionFacts,
   DEFAULT_LIMITS,
   freshest,
@@ -43,6 +47,11 @@ import { SCHEDULER_MANAGER } from "./scheduler.ts";
 import { hostView, placements, request } from "./views.ts";
 
 export const MIGRATION_MANAGER = "kubexen-migration";
+/**
+ * Held while a migration is unfinished: deleting one mid-transfer asks its source to stop, and the
+ * object goes only once the reports say where the domain is (a deleted stream must not strand it).
+ */
+export const MIGRATION_FINALIZER = "kubexen.io/migration";
 
 export interface MigrationDeps {
   client: KubeClient;
@@ -132,6 +141,7 @@ export class MigrationController {
       sourceDone: report(m, "SourceDone"),
       targetRunning: report(m, "TargetRunning"),
       abortRequested: report(m, "AbortRequested")?.message,
+      deleting: !!m.metadata.deletionTimestamp,
       preparingMs: s?.phaseTimestamps?.PreparingTarget ? Date.parse(s.phaseTimestamps.PreparingTarget) : undefined,
       sourceFenced: !!s?.sourceHost && isFenced(this.d.hosts.get(s.sourceHost)),
       targetFenced: !!s?.targetHost && isFenced(this.d.hosts.get(s.targetHost)),
@@ -167,7 +177,16 @@ export class MigrationController {
     const m = this.current(key);
     if (!m) return undefined;
     const v = this.view(m);
-    if (isFinished(v)) return undefined;
+    if (isFinished(v)) {
+      if (hasFinalizer(m, MIGRATION_FINALIZER))
+        await removeFinalizer(this.d.client, resources.xenMigrations, m, MIGRATION_FINALIZER);
+      return undefined;
+    }
+    // Held before anything moves; the update brings it back here. One deleted before this never started.
+    if (!hasFinalizer(m, MIGRATION_FINALIZER)) {
+      if (!v.deleting) await addFinalizer(this.d.client, resources.xenMigrations, m, MIGRATION_FINALIZER);
+      return undefined;
+    }
     const limits = this.limits();
     const xd = this.domainOf(m);
 
@@ -188,6 +207,8 @@ export class MigrationController {
         return { requeueAfterMs: a.afterMs };
       case "fail":
         return this.finish(m, "Failed", a.reason);
+      case "abort":
+        return this.finish(m, "Aborted", a.reason);
       case "setPhase":
         return this.setPhase(m, a.phase, a.fields);
     }
@@ -269,7 +290,7 @@ export class MigrationController {
       case "abort":
         return this.finish(m, "Aborted", s.reason);
       case "requestAbort":
-        return this.requestAbort(m, s.reason);
+        return this.requestAbort(m, s.reason, s.cause);
       case "handover": {
         if (xd?.status?.uuid && v.targetHost) {
           // The binding is the scheduler's field: write it under its manager, with the identity it owns.
@@ -296,7 +317,7 @@ export class MigrationController {
   }
 
   /** Asks the source agent to stop sending; the migration ends on its report (see migration-plan.ts). */
-  private async requestAbort(m: XenMigration, reason: string): Promise<ReconcileResult> {
+  private async requestAbort(m: XenMigration, reason: string, cause: AbortCause): Promise<ReconcileResult> {
     const written = await this.d.client.applyStatus(
       resources.xenMigrations,
       statusApply(
@@ -307,7 +328,7 @@ export class MigrationController {
             {
               type: "AbortRequested",
               status: "True",
-              reason: "Timeout",
+              reason: cause,
               message: reason,
               lastTransitionTime: rfc3339(),
               observedGeneration: m.metadata.generation,

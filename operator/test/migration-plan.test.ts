@@ -8,6 +8,8 @@ import {
   admit,
   completionTimeoutSeconds,
   DEFAULT_LIMITS,
+  DELETED_BEFORE_TRANSFER,
+  DELETED_IN_TRANSFER,
   freshest,
   isActive,
   isStaged,
@@ -201,10 +203,15 @@ describe("steps", () => {
     const s = (now: number, progressMs?: number) =>
       step(mv("m", { phase: "Transferring", startedMs: 0, memoryMiB: 2048, progressMs }), now, L);
     assert.equal(s(140_000, 100_000).kind, "wait");
-    assert.deepEqual(s(151_000), { kind: "requestAbort", reason: "no progress for 150 s (progress timeout)" });
+    assert.deepEqual(s(151_000), {
+      kind: "requestAbort",
+      reason: "no progress for 150 s (progress timeout)",
+      cause: "Timeout",
+    });
     assert.deepEqual(s(301_000, 300_000), {
       kind: "requestAbort",
       reason: "no completion within 300 s (completion timeout)",
+      cause: "Timeout",
     });
     // The source's answer ends it: stopped in time (Aborted), or too late (the handover goes ahead).
     const asked = (o: Partial<MigrationView>) =>
@@ -218,6 +225,77 @@ describe("steps", () => {
       step(mv("m", { phase: "PreparingTarget", targetHost: "b", preparingMs: 0 }), now, L).kind;
     assert.equal(prep(100_000), "wait");
     assert.equal(prep(151_000), "fail");
+  });
+});
+
+describe("a deleted migration", () => {
+  const L = DEFAULT_LIMITS;
+  const reports = fc.constantFrom(undefined, T(), F("SendFailed"), F("Ambiguous"), F("ReceiveFailed"), F("NotHere"));
+  const transferring = fc.record({
+    sourceDone: reports,
+    targetRunning: reports,
+    abortRequested: fc.constantFrom(undefined, "why"),
+    sourceFenced: fc.boolean(),
+    targetFenced: fc.boolean(),
+    progressMs: fc.option(fc.integer({ min: 0, max: 1_000_000 }), { nil: undefined }),
+  });
+
+  it("ends at once before its transfer, and asks the source to stop during it", () => {
+    assert.deepEqual(step(mv("m", { phase: "PreparingTarget", deleting: true, targetReady: T() }), 0, L), {
+      kind: "abort",
+      reason: DELETED_BEFORE_TRANSFER,
+    });
+    const t = (o: Partial<MigrationView>) =>
+      step(mv("m", { phase: "Transferring", startedMs: 0, deleting: true, ...o }), 1000, L);
+    assert.deepEqual(t({}), { kind: "requestAbort", reason: DELETED_IN_TRANSFER, cause: "Deleted" });
+    assert.deepEqual(t({ abortRequested: DELETED_IN_TRANSFER }), { kind: "wait", recheckMs: 1000 });
+    assert.deepEqual(t({ abortRequested: DELETED_IN_TRANSFER, sourceDone: F("SendFailed") }), {
+      kind: "abort",
+      reason: DELETED_IN_TRANSFER,
+    });
+    // Too late to stop: the domain has moved, and the handover is recorded like any other.
+    assert.equal(t({ sourceDone: T(), targetRunning: T() }).kind, "handover");
+    assert.equal(t({ sourceDone: F("Ambiguous") }).kind, "wait", "only the target's report settles it");
+  });
+
+  it("during a transfer, does what it would have done undeleted once the reports decide, and never ends blind (property)", () => {
+    fc.assert(
+      fc.property(transferring, (o) => {
+        const base = mv("m", { phase: "Transferring", startedMs: 0, sourceHost: "a", targetHost: "b", ...o });
+        const kept = step(base, 1000, L);
+        const deleted = step({ ...base, deleting: true }, 1000, L);
+        if (kept.kind === "handover" || kept.kind === "fail" || kept.kind === "abort")
+          assert.deepEqual(deleted, kept, "a decided outcome stands");
+        else if (o.abortRequested || o.sourceFenced || o.sourceDone?.reason === "Ambiguous")
+          // A stop asked once waits for the source's answer; a fenced source or a broken handover
+          // waits for the target's, as it would undeleted.
+          assert.deepEqual(deleted, kept);
+        else
+          assert.deepEqual(
+            deleted,
+            { kind: "requestAbort", reason: DELETED_IN_TRANSFER, cause: "Deleted" },
+            "the source is asked to stop; nothing ends before it answers",
+          );
+      }),
+    );
+  });
+
+  it("is withdrawn before it was sent, whatever admission would have said", () => {
+    for (const phase of ["Pending", "Scheduling"] as const)
+      assert.deepEqual(
+        planAdmission({
+          migration: mv("m", { phase, deleting: true }),
+          namespace: "ns",
+          domainName: "web",
+          domain: undefined,
+          all: [],
+          limits: L,
+          policy: {},
+          hosts: [],
+          placements: new Map(),
+        }),
+        { kind: "abort", reason: DELETED_BEFORE_TRANSFER },
+      );
   });
 });
 

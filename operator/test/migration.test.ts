@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
 import { type ControlPlane, type SimFleet, startKubexenControlPlane, startSimFleet, until } from "@kubexen/e2e";
-import { createLogger, KubeClient, SdkMetrics } from "@kubexen/sdk";
+import { coreResources, createLogger, KubeClient, type KubeObject, SdkMetrics } from "@kubexen/sdk";
 import { Operator } from "../src/index.ts";
+import { MIGRATION_FINALIZER } from "../src/migration.ts";
 
 const log = createLogger("migration-test", process.env.LOG_LEVEL ?? "warn");
 const NS = "mig-test";
@@ -25,12 +26,12 @@ describe("operator: live migration with sim hosts", () => {
       metadata: { name, namespace: NS },
       spec: { boot: { kernel: "/boot/vmlinuz" }, ...spec },
     });
-  const migrate = (name: string, domainName: string, targetHost?: string) =>
+  const migrate = (name: string, domainName: string, targetHost?: string, bandwidthMiBps?: number) =>
     client.create(resources.xenMigrations, {
       apiVersion: "kubexen.io/v1alpha1",
       kind: "XenMigration",
       metadata: { name, namespace: NS },
-      spec: { domain: domainName, targetHost },
+      spec: { domain: domainName, targetHost, bandwidthMiBps },
     });
   const ended = async (name: string) =>
     ["Succeeded", "Failed", "Aborted"].includes((await mig(name)).status?.phase ?? "");
@@ -100,6 +101,62 @@ describe("operator: live migration with sim hosts", () => {
     assert.equal(m.status?.failureReason, "migration to small refused: insufficient memory");
     assert.equal((await xd("web")).status?.host, host);
     assert.equal((await fleet.sims.get(host ?? "")?.getDomain((await xd("web")).status?.uuid ?? ""))?.state, "running");
+  });
+
+  it("holds a migration deleted mid-transfer until its source stopped: the domain keeps running where it was", async () => {
+    await domain("slow", { memory: "1Gi" });
+    await until("running", async () => (await xd("slow")).status?.phase === "Running");
+    const before = await xd("slow");
+    const host = before.status?.host ?? "";
+    const uuid = before.status?.uuid ?? "";
+    const domid = (await fleet.sims.get(host)?.getDomain(uuid))?.domid;
+    // 1 GiB at 8 MiB/s: two minutes of transfer, deleted in its first seconds.
+    await migrate("slow-move", "slow", undefined, 8);
+    await until(
+      "sending",
+      async () =>
+        (await mig("slow-move")).status?.phase === "Transferring" &&
+        ((await mig("slow-move")).status?.bytesTransferred ?? 0) > 0,
+      30_000,
+      50,
+    );
+    assert.ok((await mig("slow-move")).metadata.finalizers?.includes(MIGRATION_FINALIZER), "held while unfinished");
+    await client.delete(resources.xenMigrations, "slow-move", NS);
+    // Still there, deleting, until the source answered the stop; then Aborted, then gone.
+    const seen: string[] = [];
+    await until(
+      "gone",
+      async () => {
+        const m = await client.getOrUndefined<XenMigration>(resources.xenMigrations, "slow-move", NS);
+        if (m) seen.push(`${m.status?.phase}${m.metadata.deletionTimestamp ? " deleting" : ""}`);
+        return !m;
+      },
+      30_000,
+      50,
+    );
+    assert.ok(seen.includes("Aborted deleting"), `ended Aborted before it went: ${[...new Set(seen)]}`);
+    const events = await client.list<KubeObject & { reason?: string; note?: string }>(coreResources.events, {
+      namespace: NS,
+    });
+    assert.ok(
+      events.items.some((e) => e.reason === "Aborted" && /deleted during its transfer/.test(e.note ?? "")),
+      `an Aborted event says it was deleted: ${events.items.map((e) => `${e.reason}: ${e.note}`).join("; ")}`,
+    );
+    // The same domain, never stopped, on its source only; nothing on any other host.
+    const after = await xd("slow");
+    assert.equal(after.status?.host, host);
+    assert.equal(after.status?.phase, "Running");
+    const there = await fleet.sims.get(host)?.getDomain(uuid);
+    assert.equal(there?.state, "running");
+    assert.equal(there?.domid, domid, "not restarted");
+    for (const [h, sim] of fleet.sims)
+      if (h !== host) assert.equal(await sim.getDomain(uuid), undefined, `nothing on ${h}`);
+    // A finished migration holds nothing: deleted, it goes at once.
+    await migrate("slow-move-2", "slow");
+    await until("moved", () => ended("slow-move-2"), 60_000);
+    assert.equal((await mig("slow-move-2")).metadata.finalizers?.includes(MIGRATION_FINALIZER) ?? false, false);
+    await client.delete(resources.xenMigrations, "slow-move-2", NS);
+    assert.equal(await client.getOrUndefined(resources.xenMigrations, "slow-move-2", NS), undefined);
   });
 
   it("fails fast for a guest that cannot live-migrate (pv without shadow paging)", async () => {
