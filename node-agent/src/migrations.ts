@@ -15,6 +15,7 @@ import {
   errorMessage,
   getCondition,
   type Informer,
+  isNotFound,
   type KubeClient,
   type Logger,
   objectKey,
@@ -117,13 +118,21 @@ export class MigrationRoles implements Admission {
       );
   }
 
-  /** Retries a report until the API server takes it (an outage, a cut), for up to 10 minutes. */
+  /**
+   * Retries a report until the API server takes it (an outage, a cut), for up to 10 minutes. A
+   * migration that no longer exists has nobody to read it: its finalizer holds an unfinished one,
+   * so it ended without this report.
+   */
   private async untilStored(migration: string, what: string, write: () => Promise<void>): Promise<void> {
     const end = Date.now() + 600_000;
     for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
       try {
         return await write();
       } catch (err) {
+        if (isNotFound(err)) {
+          this.d.log.info({ migration, what }, "the migration is gone; nothing to report to");
+          return;
+        }
         if (Date.now() > end) {
           this.d.log.error({ migration, what, err: errorMessage(err) }, "gave up reporting; a restart reports again");
           return;
