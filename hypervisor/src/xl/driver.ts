@@ -23,6 +23,7 @@ import type {
 import { coalesced } from "./coalesce.ts";
 import { emitXlConfig, toXlConfig } from "./config.ts";
 import { type DomainWatch, watchDomains } from "./domain-watch.ts";
+import { downtimeMs } from "./downtime.ts";
 import { type XlRunner, xlRunner } from "./exec.ts";
 import { DEFAULT_PACE, nextLookAt, restAfter } from "./pace.ts";
 import { capabilities, parseDom0, parseMigrateLine, parseXlListLong, parseXlListVerbose, xlInfo } from "./parse.ts";
@@ -446,6 +447,7 @@ export class XlHypervisor implements Hypervisor {
     await new Promise<void>((r) => server.listen(sock, () => r()));
     const t0 = Date.now();
     let suspendedAt: number | undefined;
+    let runningAt: number | undefined;
     let permissionAt: number | undefined;
     let outcome: { ok: boolean; resumed?: boolean; message?: string } | undefined;
     let lastLines: string[] = [];
@@ -486,6 +488,7 @@ export class XlHypervisor implements Hypervisor {
           .then(({ stdout }) => {
             const state = parseXlListVerbose(stdout)[0]?.state;
             if (state === "shutdown" || state === "paused") suspendedAt ??= Date.now();
+            else if (state === "running" || state === "blocked") runningAt = t;
           })
           .catch(() => {})
           .finally(() => {
@@ -558,7 +561,12 @@ export class XlHypervisor implements Hypervisor {
     return {
       bytes: sent,
       rounds: round,
-      downtimeMs: suspendedAt ? end - suspendedAt : 0,
+      downtimeMs: downtimeMs({
+        seenSuspendedMs: suspendedAt,
+        seenRunningMs: runningAt,
+        permissionMs: permissionAt,
+        endMs: end,
+      }),
       totalMs: end - t0,
       throttle,
     };
