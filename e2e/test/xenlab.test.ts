@@ -185,6 +185,42 @@ spec:
   // host runs more than two guests (each idle one costs an emulated host a fifth of a real core).
   let web: { name: string; uuid: string; host: string; domid: number } = { name: "", uuid: "", host: "", domid: 0 };
 
+  // First, while the hosts run nothing else: the suite builds, boots, saves, restores and migrates
+  // guests on one emulated CPU, and on a host already busy (a 2-core machine also running the other
+  // host's guests and a restarting agent) its xl calls timed out and the guests it left behind
+  // starved the host until it fenced itself.
+  scenario("8. the hypervisor conformance suite passes against the xl driver on a lab host", async () => {
+    const host = lab.hosts[0] as LabHost;
+    // Written in dom0 as it goes, so that a run cut short still shows how far it got.
+    const r = await host
+      .exec(
+        "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts > /tmp/conformance.tap 2>&1; code=$?; cat /tmp/conformance.tap; exit $code",
+        12 * MIN,
+      )
+      .finally(async () => {
+        // Cut short, it must not go on loading the host (nor leave its guests) under the next scenarios.
+        const tap = await host
+          .exec(
+            "pkill -f xl.lab-conformance; for d in $(xl list | awk '$1 ~ /^(conf|mig)-/ {print $1}'); do xl destroy $d; done; cat /tmp/conformance.tap",
+            2 * MIN,
+          )
+          .catch(() => undefined);
+        if (tap) writeFileSync(join(artifacts, "conformance.tap"), tap.stdout);
+      });
+    const summary = r.stdout.split("\n").filter((l) => /^# (tests|pass|fail|skipped|todo) /.test(l));
+    console.log(`xenlab: conformance on ${host.name}: ${summary.join(", ")}`);
+    assert.equal(
+      r.code,
+      0,
+      `conformance failed:\n${r.stdout
+        .split("\n")
+        .filter((l) => /not ok|Error|expected|actual/.test(l))
+        .join("\n")}`,
+    );
+    assert.ok(summary.includes("# fail 0"), summary.join(", "));
+    assert.ok(summary.includes("# skipped 0"), summary.join(", "));
+  });
+
   scenario("1. an applied PVH XenDomain runs on a real host; status matches xl list -l there", async () => {
     await apply(domainYaml("web-1", "pvh", "  evictionStrategy: LiveMigrate\n"));
     const d = await waitPhase("web-1", "Running", 5 * MIN);
@@ -416,28 +452,6 @@ xl create /tmp/byhand.cfg`);
     // The counter did not start over.
     const since = host.guestCounter(xlName(web.name)).filter((x) => x.t >= restartedAt);
     assert.ok(since.length > 0 && since.every((x) => x.n > 5), "the guest kept counting");
-  });
-
-  scenario("8. the hypervisor conformance suite passes against the xl driver on a lab host", async () => {
-    // The host that scenario 7 keeps (the other one is cut off there).
-    const host = other(web.host);
-    const r = await host.exec(
-      "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts",
-      25 * MIN,
-    );
-    writeFileSync(join(artifacts, "conformance.tap"), r.stdout + r.stderr);
-    const summary = r.stdout.split("\n").filter((l) => /^# (tests|pass|fail|skipped|todo) /.test(l));
-    console.log(`xenlab: conformance on ${host.name}: ${summary.join(", ")}`);
-    assert.equal(
-      r.code,
-      0,
-      `conformance failed:\n${r.stdout
-        .split("\n")
-        .filter((l) => /not ok|Error|expected|actual/.test(l))
-        .join("\n")}`,
-    );
-    assert.ok(summary.includes("# fail 0"), summary.join(", "));
-    assert.ok(summary.includes("# skipped 0"), summary.join(", "));
   });
 
   scenario(
