@@ -109,8 +109,8 @@ ${extra}`;
     return h;
   };
   /** Runs a scenario, noting its time and whether it failed (for the artifacts). */
-  const scenario = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
+  const scenario = (name: string, fn: () => Promise<void>, timeoutMs?: number) =>
+    it(name, timeoutMs ? { timeout: timeoutMs } : {}, async () => {
       const t = Date.now();
       try {
         await fn();
@@ -189,37 +189,41 @@ spec:
   // guests on one emulated CPU, and on a host already busy (a 2-core machine also running the other
   // host's guests and a restarting agent) its xl calls timed out and the guests it left behind
   // starved the host until it fenced itself.
-  scenario("8. the hypervisor conformance suite passes against the xl driver on a lab host", async () => {
-    const host = lab.hosts[0] as LabHost;
-    // Written in dom0 as it goes, so that a run cut short still shows how far it got.
-    const r = await host
-      .exec(
-        "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts > /tmp/conformance.tap 2>&1; code=$?; cat /tmp/conformance.tap; exit $code",
-        12 * MIN,
-      )
-      .finally(async () => {
-        // Cut short, it must not go on loading the host (nor leave its guests) under the next scenarios.
-        const tap = await host
-          .exec(
-            "pkill -f xl.lab-conformance; for d in $(xl list | awk '$1 ~ /^(conf|mig)-/ {print $1}'); do xl destroy $d; done; cat /tmp/conformance.tap",
-            2 * MIN,
-          )
-          .catch(() => undefined);
-        if (tap) writeFileSync(join(artifacts, "conformance.tap"), tap.stdout);
-      });
-    const summary = r.stdout.split("\n").filter((l) => /^# (tests|pass|fail|skipped|todo) /.test(l));
-    console.log(`xenlab: conformance on ${host.name}: ${summary.join(", ")}`);
-    assert.equal(
-      r.code,
-      0,
-      `conformance failed:\n${r.stdout
-        .split("\n")
-        .filter((l) => /not ok|Error|expected|actual/.test(l))
-        .join("\n")}`,
-    );
-    assert.ok(summary.includes("# fail 0"), summary.join(", "));
-    assert.ok(summary.includes("# skipped 0"), summary.join(", "));
-  });
+  scenario(
+    "8. the hypervisor conformance suite passes against the xl driver on a lab host",
+    async () => {
+      const host = lab.hosts[0] as LabHost;
+      // Written in dom0 as it goes, so that a run cut short still shows how far it got.
+      const r = await host
+        .exec(
+          "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts > /tmp/conformance.tap 2>&1; code=$?; cat /tmp/conformance.tap; exit $code",
+          18 * MIN,
+        )
+        .finally(async () => {
+          // Cut short, it must not go on loading the host (nor leave its guests) under the next scenarios.
+          const tap = await host
+            .exec(
+              "pkill -f xl.lab-conformance; for d in $(xl list | awk '$1 ~ /^(conf|mig)-/ {print $1}'); do xl destroy $d; done; cat /tmp/conformance.tap",
+              2 * MIN,
+            )
+            .catch(() => undefined);
+          if (tap) writeFileSync(join(artifacts, "conformance.tap"), tap.stdout);
+        });
+      const summary = r.stdout.split("\n").filter((l) => /^# (tests|pass|fail|skipped|todo) /.test(l));
+      console.log(`xenlab: conformance on ${host.name}: ${summary.join(", ")}`);
+      assert.equal(
+        r.code,
+        0,
+        `conformance failed:\n${r.stdout
+          .split("\n")
+          .filter((l) => /not ok|Error|expected|actual/.test(l))
+          .join("\n")}`,
+      );
+      assert.ok(summary.includes("# fail 0"), summary.join(", "));
+      assert.ok(summary.includes("# skipped 0"), summary.join(", "));
+    },
+    21 * MIN,
+  );
 
   scenario("1. an applied PVH XenDomain runs on a real host; status matches xl list -l there", async () => {
     await apply(domainYaml("web-1", "pvh", "  evictionStrategy: LiveMigrate\n"));
