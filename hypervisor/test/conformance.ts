@@ -198,7 +198,20 @@ export function conformanceSuite(name: string, h: ConformanceHarness): void {
       const c = cfg({ memory: mem });
       const d = await create(a, c);
       const path = `/tmp/kubexen-conf-${c.uuid}.save`;
-      await a.save(c.uuid, path);
+      // A guest answers a suspend request only once it has booted (its PV drivers up): until then
+      // the save times out and the domain runs on, so it is asked again.
+      await waitFor(
+        "a save the guest acknowledged",
+        () =>
+          a.save(c.uuid, path).then(
+            () => true,
+            (e: unknown) => {
+              if (isCode("Timeout")(e)) return false;
+              throw e;
+            },
+          ),
+        h.guestBootMs ?? h.opTimeoutMs,
+      );
       assert.equal(await a.getDomain(c.uuid), undefined);
       const r = await a.restore(path);
       assert.equal(r.uuid, c.uuid);

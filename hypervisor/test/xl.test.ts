@@ -270,6 +270,8 @@ describe("xl output parsers", () => {
     assert.equal(classify(3, rec("stderr-create-missing-kernel.txt")), "MissingFile");
     // Too little memory for the kernel: the builder's errno claims a missing file, which it is not.
     assert.equal(classify(3, rec("stderr-create-kernel-too-large.txt")), "InvalidConfig");
+    // Saved before its guest booted: it did not answer the suspend request, and runs on.
+    assert.equal(classify(3, rec("stderr-save-not-acknowledged.txt")), "Timeout");
   });
 
   it("says why from the first error lines, not from the cleanup failing after them", () => {

@@ -39,6 +39,13 @@ const LIBXL_ERRORS: Record<number, [string, HypervisorErrorCode]> = {
 // Order matters: xl prints follow-on errors after the cause (a refused duplicate name is followed
 // by a failed xenstore read of the half-made domain), so the specific causes come first.
 const PATTERNS: Array<[RegExp, HypervisorErrorCode, string?]> = [
+  // The domain runs on, untouched: its guest has not answered the suspend request (still booting,
+  // or no PV drivers). Worth asking again, unlike a broken config.
+  [
+    /didn't acknowledge suspend|guest did not acknowledge/i,
+    "Timeout",
+    "the guest did not answer the suspend request (not booted yet, or without Xen PV drivers); it keeps running",
+  ],
   [/already exists|domain with name .* exists/i, "AlreadyExists"],
   // The domain builder's "Out of memory" is followed by a bogus errno ("No such file or directory").
   [
