@@ -18,5 +18,7 @@ conformanceSuite("xl on a lab host", {
   opTimeoutMs: 120_000,
   // The test guest took 119 s to reach its vCPU hotplug on an idle lab host.
   guestBootMs: 360_000,
+  // The test guest's init prints its counter once its kernel, PV drivers included, is up.
+  booted: async (hv, uuid) => /kubexen-guest alive/.test(await hv.consoleLog(uuid)),
   guestMemoryMiB: GUEST_MIB,
 });
