@@ -44,7 +44,7 @@ interface XlRecord {
   config: { c_info: { name: string; uuid: string; type: string } };
 }
 
-describe("xenlab: kubexen on real Xen hosts", { timeout: 50 * MIN }, () => {
+describe("xenlab: kubexen on real Xen hosts", { timeout: 70 * MIN }, () => {
   let cp: ControlPlane;
   let client: KubeClient;
   let lab: XenLab;
@@ -197,13 +197,14 @@ spec:
       const r = await host
         .exec(
           "cd /opt/kubexen && node --test --test-reporter=tap --test-timeout=1200000 hypervisor/test/xl.lab-conformance.ts > /tmp/conformance.tap 2>&1; code=$?; cat /tmp/conformance.tap; exit $code",
-          18 * MIN,
+          25 * MIN,
         )
         .finally(async () => {
-          // Cut short, it must not go on loading the host (nor leave its guests) under the next scenarios.
+          // Cut short, it must not go on loading the host (nor leave its guests, whatever their
+          // names) under the next scenarios: nothing else runs on the host yet.
           const tap = await host
             .exec(
-              "pkill -f xl.lab-conformance; for d in $(xl list | awk '$1 ~ /^(conf|mig)-/ {print $1}'); do xl destroy $d; done; cat /tmp/conformance.tap",
+              "pkill -f xl.lab-conformance; for d in $(xl list | awk 'NR > 2 {print $2}'); do xl destroy $d; done; cat -v /tmp/conformance.tap",
               2 * MIN,
             )
             .catch(() => undefined);
@@ -222,7 +223,7 @@ spec:
       assert.ok(summary.includes("# fail 0"), summary.join(", "));
       assert.ok(summary.includes("# skipped 0"), summary.join(", "));
     },
-    21 * MIN,
+    28 * MIN,
   );
 
   scenario("1. an applied PVH XenDomain runs on a real host; status matches xl list -l there", async () => {
