@@ -296,7 +296,13 @@ spec:
     await lab.host(host).waitConsole(LabHost.guestLine(xlName("web-2"), "kubexen-guest alive 2"), BOOT_MS);
     await apply(domainYaml("legacy-1", "pv", "  evictionStrategy: LiveMigrateIfPossible\n"));
     const d = await waitPhase("legacy-1", "Running", 5 * MIN, host);
-    await until("web-1 destroyed on its host", async () => (await onHost(lab.host(web.host), web.uuid)).length === 0);
+    // Its agent shuts it down cleanly first (up to its 30 s grace period), then destroys it.
+    await until(
+      "web-1 destroyed on its host",
+      async () => (await onHost(lab.host(web.host), web.uuid)).length === 0,
+      3 * MIN,
+      2000,
+    );
     await client.mergePatch(resources.xenHosts, web.host, undefined, { spec: { unschedulable: false } });
     const h = await client.get<XenHost>(resources.xenHosts, host);
     assert.ok(h.status?.capabilities?.guestTypes.includes("pv"), "runs pv");
