@@ -220,6 +220,34 @@ export class LabHost {
     throw new Error(`${this.name}: could not run \`${cmd}\` in dom0: ${last}`);
   }
 
+  /**
+   * Runs a long shell command in dom0 detached from the command port's connection, which may
+   * break in minutes-long waits (the first exec would then be sent again, a second run beside the
+   * first): started once, then polled. Past the timeout it is killed and its output so far thrown.
+   */
+  async execDetached(cmd: string, timeoutMs: number, pollMs = 15_000): Promise<ExecResult> {
+    const job = `/tmp/lab-job.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const b64 = Buffer.from(cmd).toString("base64");
+    await this.execOk(
+      `echo ${b64} | base64 -d > ${job}.sh && setsid sh -c 'sh ${job}.sh > ${job}.out 2> ${job}.err; echo $? > ${job}.rc.tmp; mv ${job}.rc.tmp ${job}.rc' < /dev/null > /dev/null 2>&1 & echo $! > ${job}.pid`,
+    );
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, end - Date.now()))));
+      const rc = await this.exec(`cat ${job}.rc 2>/dev/null`, 60_000).catch(() => undefined);
+      if (rc?.stdout.trim()) {
+        const out = await this.exec(`cat ${job}.out`, 120_000);
+        const err = await this.exec(`cat ${job}.err`, 120_000);
+        return { stdout: out.stdout, stderr: err.stdout, code: Number(rc.stdout.trim()) };
+      }
+    }
+    const sofar = await this.exec(
+      `kill -TERM -$(cat ${job}.pid) 2>/dev/null; sleep 2; kill -KILL -$(cat ${job}.pid) 2>/dev/null; tail -c 20000 ${job}.out; tail -c 5000 ${job}.err`,
+      120_000,
+    ).catch((e: unknown) => ({ stdout: `(its output could not be read: ${e})`, stderr: "", code: -1 }));
+    throw new Error(`${this.name}: \`${cmd}\` did not finish in ${timeoutMs} ms; its output so far:\n${sofar.stdout}`);
+  }
+
   /** Runs a shell command in dom0 and returns its stdout; throws with its stderr when it fails. */
   async execOk(cmd: string, timeoutMs?: number): Promise<string> {
     const r = await this.exec(cmd, timeoutMs);
