@@ -12,7 +12,7 @@ cd "$root"
 node=$root/node_modules/node/bin/node
 inputs() {
   printf '%s\n' "$dom0_packages" "$kver" "$("$node" --version)"
-  find e2e/xenlab/lib.sh e2e/xenlab/image.sh e2e/xenlab/lab-init.sh package.json package-lock.json \
+  find e2e/xenlab/lib.sh e2e/xenlab/image.sh e2e/xenlab/lab-init.sh e2e/xenlab/guest-kernel.config package.json package-lock.json \
     crds/package.json crds/src sdk/package.json sdk/src hypervisor/package.json hypervisor/src hypervisor/test \
     node-agent/package.json node-agent/src -type f | LC_ALL=C sort | xargs sha256sum
 }

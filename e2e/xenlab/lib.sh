@@ -3,7 +3,9 @@
 # Callers set: root (the repository), cache (the lab's cache directory).
 kver=$(basename "$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)" | sed 's/^vmlinuz-//')
 # tcpdump: the migration benchmark records the streams between the hosts (bench/src/lab-migration.ts).
-lab_packages=(qemu-system-x86 qemu-utils xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio tcpdump)
+# linux-source-6.1 and its build tools: the test guest's kernel (guest_kernel below).
+lab_packages=(qemu-system-x86 qemu-utils xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static debootstrap e2fsprogs cpio tcpdump
+  linux-source-6.1 gcc make flex bison bc libelf-dev xz-utils)
 dom0_packages=xen-utils-4.17,kmod,iproute2,procps,socat,util-linux
 
 ensure_packages() {
@@ -21,6 +23,38 @@ ensure_packages() {
   kver=$(basename "$(ls /boot/vmlinuz-* | sort -V | tail -1)" | sed 's/^vmlinuz-//')
 }
 
+# The test guest's kernel: Debian's 6.1 source built with tinyconfig and e2e/xenlab/guest-kernel.config,
+# cached under a key of both. Debian's own kernel, every driver built in, took six to seven minutes
+# to boot on an emulated lab host (its initcalls crawl on a vCPU that shares one emulated CPU with
+# dom0) and now and then stalled for minutes at its clocksource switch; this one boots in seconds.
+# Sets guest_kernel_path to its bzImage.
+guest_kernel() {
+  local frag=$here/guest-kernel.config src=/usr/src/linux-source-6.1.tar.xz key out tmp opt
+  key=$( (cat "$frag"; dpkg-query -W -f='${Version}' linux-source-6.1) | sha256sum | cut -c1-16)
+  out=$cache/guest-kernel-$key
+  if [ ! -f "$out/bzImage" ]; then
+    local start=$SECONDS
+    echo "xenlab: building the test guest's kernel from $src (first time on this machine: about 6 minutes on 2 cores)" >&2
+    rm -rf "$cache"/guest-kernel-* && tmp=$out.partial && mkdir -p "$tmp"
+    tar -C "$tmp" -xf "$src"
+    (
+      cd "$tmp"/linux-source-6.1
+      make -s tinyconfig >&2
+      ./scripts/kconfig/merge_config.sh -m .config "$frag" >/dev/null
+      make -s olddefconfig >&2
+      # Every option asked for must have survived the dependency resolution.
+      grep -E '^CONFIG_[A-Z0-9_]+=' "$frag" | while read -r opt; do
+        grep -qx "$opt" .config || { echo "xenlab: guest kernel: $opt did not take (a dependency is missing)" >&2; exit 1; }
+      done
+      make -s -j"$(nproc)" bzImage >&2
+    )
+    cp "$tmp"/linux-source-6.1/arch/x86/boot/bzImage "$tmp/" && rm -rf "$tmp"/linux-source-6.1
+    mv "$tmp" "$out"
+    echo "xenlab: guest kernel built in $((SECONDS - start)) s" >&2
+  fi
+  guest_kernel_path=$out/bzImage
+}
+
 # The dom0 root filesystem (debootstrap, minbase), rebuilt when the package list changes, with the
 # outer machine's kernel modules and the test guest's kernel and initrd in /guest.
 base_rootfs() {
@@ -33,7 +67,8 @@ base_rootfs() {
   fi
   rm -rf "$rootfs/lib/modules" && mkdir -p "$rootfs/lib/modules" "$rootfs/guest"
   cp -a "/lib/modules/$kver" "$rootfs/lib/modules/"
-  cp "/boot/vmlinuz-$kver" "$rootfs/guest/vmlinuz"
+  guest_kernel
+  cp "$guest_kernel_path" "$rootfs/guest/vmlinuz"
   # The test guest: a busybox initrd whose init prints a counter on its console once a second,
   # so a restart (the counter starts over) is told apart from a migration (it goes on).
   local g

@@ -6,7 +6,7 @@ import { XlHypervisor } from "../src/index.ts";
 import { conformanceSuite, guestSpec } from "./conformance.ts";
 import { tcpPair } from "./link.ts";
 
-// A 6.1 kernel does not fit in less (`segment kernel too large`).
+// The lab's guests' size (e2e/xenlab/README.md).
 const GUEST_MIB = 128;
 const xl = new XlHypervisor();
 conformanceSuite("xl on a lab host", {
@@ -16,7 +16,7 @@ conformanceSuite("xl on a lab host", {
   link: tcpPair,
   unmigratableType: "pv",
   opTimeoutMs: 120_000,
-  // The test guest took 119 s to reach its vCPU hotplug on an idle lab host.
+  // The test guest (e2e/xenlab/guest-kernel.config) boots in one to two minutes on a lab host.
   guestBootMs: 360_000,
   // The test guest's init prints its counter once its kernel, PV drivers included, is up.
   booted: async (hv, uuid) => /kubexen-guest alive/.test(await hv.consoleLog(uuid)),
