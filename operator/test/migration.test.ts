@@ -5,7 +5,15 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { resources, type XenDomain, type XenMigration } from "@kubexen/crds";
 import { type ControlPlane, type SimFleet, startKubexenControlPlane, startSimFleet, until } from "@kubexen/e2e";
-import { coreResources, createLogger, KubeClient, type KubeObject, SdkMetrics } from "@kubexen/sdk";
+import {
+  coreResources,
+  createLogger,
+  KubeClient,
+  type KubeObject,
+  resourcePath,
+  SdkMetrics,
+  watchOnce,
+} from "@kubexen/sdk";
 import { Operator } from "../src/index.ts";
 import { MIGRATION_FINALIZER } from "../src/migration.ts";
 
@@ -121,20 +129,31 @@ describe("operator: live migration with sim hosts", () => {
       50,
     );
     assert.ok((await mig("slow-move")).metadata.finalizers?.includes(MIGRATION_FINALIZER), "held while unfinished");
-    await client.delete(resources.xenMigrations, "slow-move", NS);
-    // Still there, deleting, until the source answered the stop; then Aborted, then gone.
+    // Still there, deleting, until the source answered the stop; then Aborted, then gone. Watched,
+    // not polled: the last two states may last only milliseconds, and a watch sees every one.
     const seen: string[] = [];
-    await until(
-      "gone",
-      async () => {
-        const m = await client.getOrUndefined<XenMigration>(resources.xenMigrations, "slow-move", NS);
-        if (m) seen.push(`${m.status?.phase}${m.metadata.deletionTimestamp ? " deleting" : ""}`);
-        return !m;
+    const stopWatch = new AbortController();
+    const watching = watchOnce(client, resourcePath(resources.xenMigrations, NS), {
+      query: {
+        fieldSelector: "metadata.name=slow-move",
+        resourceVersion: (await mig("slow-move")).metadata.resourceVersion,
       },
-      30_000,
-      50,
+      inactivityMs: 60_000,
+      signal: stopWatch.signal,
+      onEvent: (ev) => {
+        const m = ev.object as XenMigration;
+        seen.push(`${ev.type} ${m.status?.phase}${m.metadata.deletionTimestamp ? " deleting" : ""}`);
+      },
+    });
+    await client.delete(resources.xenMigrations, "slow-move", NS);
+    await until("gone", async () => seen.some((s) => s.startsWith("DELETED")), 30_000, 50);
+    stopWatch.abort();
+    await watching;
+    assert.ok(seen.includes("MODIFIED Aborted deleting"), `ended Aborted before it went: ${seen.join(", ")}`);
+    assert.ok(
+      seen.indexOf("MODIFIED Aborted deleting") < seen.findIndex((s) => s.startsWith("DELETED")),
+      `Aborted, then gone: ${seen.join(", ")}`,
     );
-    assert.ok(seen.includes("Aborted deleting"), `ended Aborted before it went: ${[...new Set(seen)]}`);
     const events = await client.list<KubeObject & { reason?: string; note?: string }>(coreResources.events, {
       namespace: NS,
     });
@@ -154,7 +173,12 @@ describe("operator: live migration with sim hosts", () => {
     // A finished migration holds nothing: deleted, it goes at once.
     await migrate("slow-move-2", "slow");
     await until("moved", () => ended("slow-move-2"), 60_000);
-    assert.equal((await mig("slow-move-2")).metadata.finalizers?.includes(MIGRATION_FINALIZER) ?? false, false);
+    // Released by the reconcile that sees the migration finished, a moment after its last phase.
+    await until(
+      "finalizer released",
+      async () => !(await mig("slow-move-2")).metadata.finalizers?.includes(MIGRATION_FINALIZER),
+      10_000,
+    );
     await client.delete(resources.xenMigrations, "slow-move-2", NS);
     assert.equal(await client.getOrUndefined(resources.xenMigrations, "slow-move-2", NS), undefined);
   });
