@@ -13,6 +13,7 @@ import {
   HypervisorError,
   type HypervisorEvent,
 } from "../src/index.ts";
+import { restAfter } from "../src/xl/pace.ts";
 
 export interface ConformanceHarness {
   /** Two hosts of the same driver (source and target for migration). */
@@ -87,15 +88,15 @@ export function conformanceSuite(name: string, h: ConformanceHarness): void {
       made.push([hv, c.uuid]);
       return hv.create(c, opts);
     };
-    // Rests four times what a look cost between looks (at least 100 ms): a look on a real host is
-    // an `xl list` of over a second in an emulated dom0, and back to back they starve the guest
-    // being waited for.
+    // Rests as the xl driver does between its own looks (four times what a look cost, at least
+    // 100 ms): a look on a real host is an `xl list` of over a second in an emulated dom0, and back
+    // to back they starve the guest being waited for.
     const waitFor = async (what: string, fn: () => Promise<boolean>, ms = h.opTimeoutMs ?? 20_000) => {
       const end = Date.now() + ms;
       while (Date.now() < end) {
         const t = Date.now();
         if (await fn()) return;
-        await new Promise((r) => setTimeout(r, Math.max(100, 4 * (Date.now() - t))));
+        await new Promise((r) => setTimeout(r, restAfter(100, Date.now() - t)));
       }
       throw new Error(`timed out waiting for ${what}`);
     };
